@@ -1,0 +1,209 @@
+"""CIFAR-10 as uint8 tensors: two sources, one cache, a stratified split and batched augmentation.
+
+Images are decoded once into a uint8 array (cached on disk for the ImageFolder source), then
+served in batches straight from memory, on the training device; augmentation runs per sample
+but in batches (kornia), so no per-image Python sits on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from training.constants import CLASSES, DEFAULT_SEED, IMAGE_SIZE, MEAN, STD
+
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+DEFAULT_DOWNLOAD_ROOT = Path("data")
+AUGMENTATIONS = ("none", "fast", "seed")
+
+
+class DataError(RuntimeError):
+    """The data folder is missing or not laid out as expected."""
+
+
+def cache_dir() -> Path:
+    """Where decoded arrays are cached: $CIFARLENS_CACHE, else ./data/cache."""
+    return Path(os.environ.get("CIFARLENS_CACHE", DEFAULT_DOWNLOAD_ROOT / "cache"))
+
+
+def _image_folder_files(root: Path, split: str) -> list[tuple[Path, int]]:
+    split_dir = root / split
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist (expected {root}/train/<class>/*.jpg and {root}/test/...)")
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir} is missing: expected an ImageFolder root with train/ and test/")
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if found != sorted(CLASSES):
+        raise DataError(f"{split_dir} must hold one folder per CIFAR-10 class {list(CLASSES)}; found {found}")
+    files = []
+    for label, name in enumerate(CLASSES):
+        images = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"{split_dir / name} holds no .jpg or .png images")
+        files += [(p, label) for p in images]
+    return files
+
+
+def _decode(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        arr = np.asarray(img.convert("RGB"))
+    if arr.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+        raise DataError(f"{path} is {arr.shape[1]}x{arr.shape[0]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}")
+    return arr
+
+
+def _load_image_folder(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    files = _image_folder_files(root, split)
+    key = hashlib.sha1(f"{root.resolve()}|{split}|{len(files)}|{files[-1][0].name}".encode()).hexdigest()[:12]
+    cached = cache_dir() / f"cifar10_{split}_{key}.npz"
+    if cached.is_file():
+        with np.load(cached) as npz:
+            return npz["images"], npz["labels"]
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        images = list(tqdm(pool.map(_decode, (p for p, _ in files)), total=len(files), desc=f"decode {split}"))
+    arrays = np.stack(images), np.asarray([label for _, label in files], dtype=np.int64)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(cached.stem + ".tmp.npz")
+    np.savez(tmp, images=arrays[0], labels=arrays[1])
+    os.replace(tmp, cached)
+    return arrays
+
+
+def load_cifar10(data_dir: str | Path | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) uint8 and labels (N,) int64 of one split.
+
+    `data_dir=None` downloads the original with torchvision into ./data; a folder is read as an
+    ImageFolder root holding train/ and test/ with one sub-folder per class.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if data_dir is None or str(data_dir) == "":
+        from torchvision.datasets import CIFAR10
+
+        ds = CIFAR10(root=str(DEFAULT_DOWNLOAD_ROOT), train=split == "train", download=True)
+        return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)
+    return _load_image_folder(Path(data_dir), split)
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float = 0.2, seed: int = DEFAULT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and val indices with the same share of every class in val (1,000 per class on the full set)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = int(round(len(idx) * val_fraction))
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def per_class_subset(labels: np.ndarray, per_class: int, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """Indices of `per_class` random images of each class (for smoke runs and tests)."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(picks))
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    """Number of images of each class, by name."""
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    return {name: int(n) for name, n in zip(CLASSES, counts)}
+
+
+def build_augmentation(name: str) -> nn.Module:
+    """Batched, per-sample random augmentation on float images in [0, 1] (before normalisation).
+
+    `seed` is the original author's recipe; `fast` (flip and translate) is what short schedules need.
+    """
+    import kornia.augmentation as K
+
+    if name == "none":
+        return nn.Identity()
+    flip_crop = [K.RandomHorizontalFlip(), K.RandomCrop((IMAGE_SIZE, IMAGE_SIZE), padding=4, padding_mode="reflect")]
+    if name == "fast":
+        return nn.Sequential(*flip_crop)
+    if name == "seed":
+        return nn.Sequential(
+            *flip_crop,
+            K.RandomRotation(15.0),
+            K.ColorJitter(0.2, 0.2, 0.2, p=1.0),
+            K.RandomErasing(scale=(0.02, 0.1), p=0.5),
+        )
+    raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
+
+
+class Normalize(nn.Module):
+    """uint8 NHWC batch -> normalised float NCHW batch, on whatever device the batch is on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
+    return images.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@dataclass
+class TensorLoader:
+    """Batches of a uint8 image tensor kept on the training device.
+
+    The order of epoch `e` is a permutation drawn from `seed + e` alone, so a resumed run can
+    skip to any batch of any epoch and see exactly the batches it would have seen.
+    """
+
+    images: torch.Tensor  # (N, 32, 32, 3) uint8
+    labels: torch.Tensor  # (N,) int64
+    batch_size: int
+    shuffle: bool = False
+    augment: nn.Module | None = None
+    drop_last: bool = False
+    seed: int = DEFAULT_SEED
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        self.normalize = Normalize().to(self.images.device)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised batches of epoch `epoch`, beginning at batch `start`."""
+        n = len(self.labels)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            order = torch.randperm(n, generator=g).to(self.images.device)
+        else:
+            order = torch.arange(n, device=self.images.device)
+        for i in range(start, len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            x = to_float(self.images[idx])
+            if self.augment is not None:
+                x = self.augment(x)
+            x = self.normalize(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[idx]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
