@@ -1,0 +1,472 @@
+"""The page: layout in `build_app`, callbacks as plain functions of (backend, inputs) so tests call them directly.
+
+Every callback catches `BackendError` and puts its message on the page (the status line or the
+net's own panel), so an unreachable or failing server never breaks the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from gradio_ui.client import Backend, BackendError
+from gradio_ui.examples import Example
+from training.grid import channel_grid, channel_order, mean_overlay
+from training.models import list_models
+from training.preprocess import resize
+
+# One column per registered net; the names in them come from the server.
+NUM_SLOTS = len(list_models())
+TOP_K = 5
+COLORMAPS = ("viridis", "magma", "inferno", "gray", "coolwarm")
+DEFAULT_CHANNELS = 64
+MAX_CHANNELS = 1024
+OVERLAY_SIZE = 256
+# Below this, a net's metrics say it is barely trained (a smoke run): the page warns.
+BARELY_TRAINED_EPOCHS = 3
+BARELY_TRAINED_ACC = 0.5
+STATS_HEADERS = ["rank", "channel", "mean", "max", "min", "std"]
+
+CSS = """
+#input-image img, #example-gallery img, #fm-grid img, #fm-overlay img { image-rendering: pixelated; }
+#status { min-height: 1.5em; }
+"""
+
+
+# --- small helpers ---
+
+
+def image_bytes(image: Image.Image) -> bytes:
+    """PNG bytes of the input image, the body sent to the server (lossless, so both backends see the same pixels)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode_activations(body: dict[str, Any]) -> np.ndarray:
+    """The (C, H, W) activations of a feature-map body (base64 float16, C order) as float32."""
+    raw = base64.b64decode(body["activations"])
+    dtype = np.dtype(body.get("dtype", "float16"))
+    return np.frombuffer(raw, dtype=dtype).reshape(body["shape"]).astype(np.float32)
+
+
+def percent(x: Any) -> str:
+    """An accuracy as a percentage, whether stored as a fraction or already in percent."""
+    if not isinstance(x, (int, float)):
+        return "n/a"
+    return f"{100 * x:.1f} %" if x <= 1 else f"{x:.1f} %"
+
+
+def label_value(body: dict[str, Any]) -> dict[str, float]:
+    """{class: probability} of a prediction body, the value gr.Label(num_top_classes=k) takes."""
+    return {p["class"]: float(p["probability"]) for p in body.get("predictions", [])}
+
+
+def is_barely_trained(metrics: dict[str, Any]) -> bool:
+    """A smoke-profile net: few epochs or a test accuracy not far above chance."""
+    epochs, acc = metrics.get("epochs"), metrics.get("test_acc")
+    if isinstance(epochs, (int, float)) and epochs < BARELY_TRAINED_EPOCHS:
+        return True
+    if isinstance(acc, (int, float)):
+        return (acc if acc <= 1 else acc / 100) < BARELY_TRAINED_ACC
+    return False
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    """Test accuracy and epochs, the net's metadata in one line."""
+    parts = [f"test accuracy **{percent(metrics.get('test_acc'))}**"]
+    if isinstance(metrics.get("epochs"), (int, float)):
+        epochs = metrics["epochs"]
+        parts.append(f"{epochs:g} epoch{'' if epochs == 1 else 's'}")
+    if isinstance(metrics.get("params"), (int, float)):
+        parts.append(f"{metrics['params'] / 1e6:.2f} M params")
+    return " · ".join(parts)
+
+
+def _listing(backend: Backend, model: str) -> dict[str, Any] | None:
+    try:
+        return backend.listing(model)
+    except BackendError:
+        return None
+
+
+# --- status and page load ---
+
+
+def model_names(backend: Backend) -> tuple[list[str], str | None]:
+    """The server's models, or the registry's names and the error when the server cannot say."""
+    try:
+        return backend.models(), None
+    except BackendError as exc:
+        return list_models(), str(exc)
+
+
+def status_markdown(backend: Backend) -> str:
+    """One line on where the page gets its answers and whether that works right now."""
+    names, error = model_names(backend)
+    where = f"**{backend.name}** at `{backend.location}`"
+    if error:
+        return f"⚠️ Backend {where} is not available: {error} The page keeps working; retry any time."
+    return f"✅ Backend {where} · models: {', '.join(names)}"
+
+
+def training_banner(backend: Backend, names: Sequence[str]) -> str:
+    """A warning when the served nets are barely trained (the smoke profile of `make demo`)."""
+    weak = []
+    for name in names:
+        listing = _listing(backend, name)
+        if listing is not None and is_barely_trained(listing.get("metrics", {})):
+            weak.append(f"{name} ({metrics_line(listing.get('metrics', {}))})")
+    if not weak:
+        return ""
+    return (
+        "⚠️ **These nets are barely trained** (smoke profile): "
+        + "; ".join(weak)
+        + ". Their predictions are close to guesses; train them with `make train-all` for real results."
+    )
+
+
+def on_load(backend: Backend) -> tuple[str, str, list[str], str | None]:
+    """Status line, training banner, the nets for the feature-map picker and the one selected."""
+    names, _ = model_names(backend)
+    return status_markdown(backend), training_banner(backend, names), names, (names[0] if names else None)
+
+
+# --- input ---
+
+
+def select_example(examples: Sequence[Example], index: int) -> tuple[Image.Image, str | None, str]:
+    """The picked gallery image, its true class and a line saying so."""
+    ex = examples[index]
+    return ex.image, ex.label, true_class_markdown(ex.label)
+
+
+def true_class_markdown(label: str | None) -> str:
+    return f"True class: **{label}**" if label else "True class: unknown (your own image)"
+
+
+# --- predictions ---
+
+
+def net_markdown(
+    model: str,
+    body: dict[str, Any] | None,
+    latency_ms: float | None,
+    metrics: dict[str, Any],
+    true_label: str | None,
+    error: str | None = None,
+) -> str:
+    """The panel under a net's bars: name, test accuracy, latency, and how the true class fared."""
+    lines = [f"### {model}", metrics_line(metrics) if metrics else "test accuracy n/a"]
+    if is_barely_trained(metrics):
+        lines.append("⚠️ barely trained")
+    if error:
+        lines.append(f"⚠️ {error}")
+        return "\n\n".join(lines)
+    lines.append(f"latency **{latency_ms:.1f} ms** ({body.get('backend', '?')})" if body else "")
+    if true_label and body:
+        ranked = [p["class"] for p in body.get("predictions", [])]
+        if ranked and ranked[0] == true_label:
+            lines.append(f"✅ correct: **{true_label}**")
+        elif true_label in ranked:
+            lines.append(f"❌ true class **{true_label}** ranked {ranked.index(true_label) + 1}")
+        else:
+            lines.append(f"❌ true class **{true_label}** not in the top {len(ranked)}")
+    return "\n\n".join(line for line in lines if line)
+
+
+def predict_all(
+    backend: Backend, image: Image.Image | None, true_label: str | None, slots: int = NUM_SLOTS
+) -> tuple[str, list[dict[str, float] | None], list[str]]:
+    """Ask every net for its top-5; returns the status line, one Label value and one panel per slot."""
+    labels: list[dict[str, float] | None] = [None] * slots
+    panels = [""] * slots
+    if image is None:
+        return "Pick an example or upload an image first.", labels, panels
+    names, error = model_names(backend)
+    if error:
+        return f"⚠️ {error}", labels, panels
+    body_bytes = image_bytes(image)
+    failures = 0
+    for i, model in enumerate(names[:slots]):
+        listing = _listing(backend, model)
+        metrics = (listing or {}).get("metrics", {})
+        start = time.perf_counter()
+        try:
+            body = backend.predict(model, body_bytes)
+        except BackendError as exc:
+            failures += 1
+            panels[i] = net_markdown(model, None, None, metrics, true_label, error=str(exc))
+            continue
+        latency_ms = 1000 * (time.perf_counter() - start)
+        labels[i] = label_value(body)
+        panels[i] = net_markdown(model, body, latency_ms, metrics, true_label)
+    shown = min(len(names), slots)
+    if failures:
+        status = f"⚠️ {failures} of {shown} nets failed to answer (see their panels); the others are shown."
+    else:
+        status = f"✅ {shown} nets answered via {backend.name} at `{backend.location}`."
+    return status, labels, panels
+
+
+# --- feature maps ---
+
+
+def layer_choices(backend: Backend, model: str | None) -> tuple[list[tuple[str, str]], str | None, str]:
+    """The layers `model` offers (from the server's listing), the first one, and a status line."""
+    if not model:
+        return [], None, "Choose a net."
+    try:
+        listing = backend.listing(model)
+    except BackendError as exc:
+        return [], None, f"⚠️ cannot list the layers of {model}: {exc}"
+    layers = listing.get("layers", [])
+    choices = [(f"{d['name']}  ({'×'.join(str(s) for s in d.get('shape', []))})", d["name"]) for d in layers]
+    return choices, (layers[0]["name"] if layers else None), f"{model}: {len(layers)} layers."
+
+
+def fetch_feature_maps(
+    backend: Backend, image: Image.Image | None, model: str | None, layer: str | None
+) -> tuple[np.ndarray | None, str]:
+    """The (C, H, W) activations of `layer` for the image, and a line with the shape and the top prediction."""
+    if image is None:
+        return None, "Pick an example or upload an image first."
+    if not model or not layer:
+        return None, "Choose a net and a layer."
+    start = time.perf_counter()
+    try:
+        body = backend.feature_maps(model, layer, image_bytes(image))
+        act = decode_activations(body)
+    except BackendError as exc:
+        return None, f"⚠️ {exc}"
+    except (KeyError, ValueError, TypeError) as exc:
+        return None, f"⚠️ the server's feature-map answer is malformed: {exc}"
+    latency_ms = 1000 * (time.perf_counter() - start)
+    top = body.get("predictions", [{}])[0]
+    c, h, w = act.shape
+    return act, (
+        f"**{model} / {layer}**: {c} channels of {h}×{w} · top-1 {top.get('class', '?')} "
+        f"({100 * float(top.get('probability', 0)):.1f} %) · {latency_ms:.1f} ms via {backend.name}"
+    )
+
+
+def channel_stats(act: np.ndarray) -> list[list[float | int]]:
+    """Per-channel mean, max, min and std, strongest mean first (the grid's order)."""
+    flat = act.reshape(act.shape[0], -1)
+    order = channel_order(act)
+    rows = []
+    for rank, c in enumerate(order, start=1):
+        v = flat[c]
+        rows.append(
+            [
+                rank,
+                int(c),
+                round(float(v.mean()), 4),
+                round(float(v.max()), 4),
+                round(float(v.min()), 4),
+                round(float(v.std()), 4),
+            ]
+        )
+    return rows
+
+
+def stats_plot(act: np.ndarray) -> Image.Image:
+    """Sorted channel means with their max, so one glance shows how many channels carry signal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    flat = act.reshape(act.shape[0], -1)
+    order = channel_order(act)
+    fig, ax = plt.subplots(figsize=(6, 2.4), dpi=100)
+    x = np.arange(len(order))
+    ax.bar(x, flat[order].max(axis=1), color="#c7d7ee", width=1.0, label="max")
+    ax.plot(x, flat[order].mean(axis=1), color="#1f4e9c", lw=1.5, label="mean")
+    ax.set_xlabel("channel (sorted by mean)")
+    ax.set_ylabel("activation")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def render_feature_maps(
+    act: np.ndarray | None, image: Image.Image | None, channels: int = DEFAULT_CHANNELS, cmap: str = "viridis"
+) -> tuple[Image.Image | None, Image.Image | None, list[list[float | int]], Image.Image | None]:
+    """Grid of the strongest `channels` channels, mean activation over the input, statistics table and plot.
+
+    Runs locally on the activations already fetched, so the slider and the colormap need no request.
+    """
+    if act is None:
+        return None, None, [], None
+    grid = channel_grid(act, max_channels=int(channels), tile=48, cmap=cmap, sort=True)
+    overlay = None
+    if image is not None:
+        base = resize(image.convert("RGB")).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
+        overlay = mean_overlay(base, act)
+    return grid, overlay, channel_stats(act), stats_plot(act)
+
+
+# --- layout ---
+
+
+def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str = "") -> Any:
+    """The Blocks of the page; launch it with `launch`."""
+    import gradio as gr
+
+    examples = list(examples)
+    registry = list_models()
+    with gr.Blocks(title="cifarlens: inside three CIFAR-10 nets") as demo:
+        gr.Markdown("# cifarlens: inside three CIFAR-10 nets")
+        status = gr.Markdown(elem_id="status")
+        banner = gr.Markdown(elem_id="training-banner")
+        true_label = gr.State(None)
+        activations = gr.State(None)
+
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(
+                    label="Input image (upload or paste)",
+                    type="pil",
+                    format="png",
+                    image_mode="RGB",
+                    sources=["upload", "clipboard"],
+                    height=220,
+                    elem_id="input-image",
+                )
+                truth = gr.Markdown(true_class_markdown(None), elem_id="true-class")
+                predict_btn = gr.Button("Predict with all nets", variant="primary", elem_id="predict-btn")
+                check_btn = gr.Button("Check server", size="sm")
+            with gr.Column(scale=2):
+                if examples:
+                    gallery = gr.Gallery(
+                        value=[(ex.image, ex.caption) for ex in examples],
+                        label=f"{len(examples)} CIFAR-10 test images: click one",
+                        columns=10,
+                        height=260,
+                        allow_preview=False,
+                        format="png",
+                        elem_id="example-gallery",
+                        interactive=False,
+                    )
+                else:
+                    gallery = None
+                    gr.Markdown(f"No CIFAR-10 test images found, so there is no gallery. {data_note}")
+
+        gr.Markdown("## Predictions (top 5 of each net)")
+        labels, panels = [], []
+        with gr.Row():
+            for i in range(NUM_SLOTS):
+                with gr.Column():
+                    labels.append(gr.Label(num_top_classes=TOP_K, label=f"net {i + 1}", elem_id=f"pred-{i}"))
+                    panels.append(gr.Markdown(elem_id=f"pred-info-{i}"))
+
+        gr.Markdown("## Feature maps")
+        with gr.Row():
+            net = gr.Dropdown(choices=registry, value=None, label="Net", elem_id="fm-net")
+            layer = gr.Dropdown(choices=[], value=None, label="Layer (from the server)", elem_id="fm-layer")
+            channels = gr.Slider(1, MAX_CHANNELS, value=DEFAULT_CHANNELS, step=1, label="Channels shown")
+            cmap = gr.Dropdown(choices=list(COLORMAPS), value=COLORMAPS[0], label="Colormap")
+            fm_btn = gr.Button("Show feature maps", elem_id="fm-btn")
+        fm_info = gr.Markdown(elem_id="fm-info")
+        with gr.Row():
+            grid = gr.Image(
+                label="Channels, strongest mean first", type="pil", format="png", elem_id="fm-grid", interactive=False
+            )
+            overlay = gr.Image(
+                label="Mean activation over the input",
+                type="pil",
+                format="png",
+                elem_id="fm-overlay",
+                interactive=False,
+            )
+        with gr.Row():
+            stats = gr.Dataframe(
+                headers=STATS_HEADERS,
+                label="Per-channel statistics",
+                max_height=300,
+                interactive=False,
+                elem_id="fm-stats",
+            )
+            plot = gr.Image(
+                label="Channel means (line) and maxima (bars)",
+                type="pil",
+                format="png",
+                interactive=False,
+                elem_id="fm-plot",
+            )
+
+        # --- wiring: thin closures over the plain functions above ---
+
+        def _load() -> tuple[Any, ...]:
+            text, warn, names, first = on_load(backend)
+            choices, value, _ = layer_choices(backend, first)
+            return text, warn, gr.Dropdown(choices=names, value=first), gr.Dropdown(choices=choices, value=value)
+
+        def _check() -> tuple[Any, ...]:
+            text, warn, names, _ = on_load(backend)
+            return text, warn
+
+        def _predict(img: Image.Image | None, truth_label: str | None) -> tuple[Any, ...]:
+            text, values, infos = predict_all(backend, img, truth_label)
+            return (text, *values, *infos)
+
+        def _select(evt: gr.SelectData) -> tuple[Any, ...]:
+            return select_example(examples, evt.index)
+
+        def _user_image() -> tuple[Any, ...]:
+            return None, true_class_markdown(None)
+
+        def _layers(model: str | None) -> tuple[Any, ...]:
+            choices, value, text = layer_choices(backend, model)
+            return gr.Dropdown(choices=choices, value=value), text
+
+        def _features(img: Image.Image | None, model: str | None, name: str | None, n: int, cm: str) -> tuple:
+            act, text = fetch_feature_maps(backend, img, model, name)
+            return (act, text, *render_feature_maps(act, img, n, cm))
+
+        def _rerender(act: np.ndarray | None, img: Image.Image | None, n: int, cm: str) -> tuple:
+            return render_feature_maps(act, img, n, cm)
+
+        predict_outputs = [status, *labels, *panels]
+        fm_outputs = [activations, fm_info, grid, overlay, stats, plot]
+        fm_inputs = [image, net, layer, channels, cmap]
+
+        demo.load(_load, outputs=[status, banner, net, layer])
+        check_btn.click(_check, outputs=[status, banner])
+        predict_btn.click(_predict, inputs=[image, true_label], outputs=predict_outputs)
+        if gallery is not None:
+            gallery.select(_select, outputs=[image, true_label, truth]).then(
+                _predict, inputs=[image, true_label], outputs=predict_outputs
+            )
+        image.input(_user_image, outputs=[true_label, truth])
+        net.input(_layers, inputs=[net], outputs=[layer, fm_info]).then(_features, inputs=fm_inputs, outputs=fm_outputs)
+        layer.input(_features, inputs=fm_inputs, outputs=fm_outputs)
+        fm_btn.click(_features, inputs=fm_inputs, outputs=fm_outputs)
+        channels.release(_rerender, inputs=[activations, image, channels, cmap], outputs=[grid, overlay, stats, plot])
+        cmap.input(_rerender, inputs=[activations, image, channels, cmap], outputs=[grid, overlay, stats, plot])
+    return demo
+
+
+def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
+    """Serve the page locally (never shared through Gradio's tunnel), without the Node SSR server."""
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        ssr_mode=False,
+        css=CSS,
+        prevent_thread_lock=not block,
+        footer_links=["api"],
+        quiet=True,
+    )

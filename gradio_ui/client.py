@@ -1,0 +1,307 @@
+"""Where the page gets its answers: TorchServe over REST, or the exported nets in process.
+
+Both backends return the same JSON bodies (built by `serving.responses` on both sides), so the page
+does not know which one it talks to. Every failure becomes a `BackendError` whose message is shown
+on the page as is: it says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from training.models import list_models
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_MANAGEMENT_URL = "http://127.0.0.1:8081"
+DEFAULT_TIMEOUT = 30.0
+# Model metadata changes only when the server restarts with new archives.
+LISTING_TTL_S = 60.0
+ENV_URL = "CIFARLENS_URL"
+ENV_MANAGEMENT_URL = "CIFARLENS_MANAGEMENT_URL"
+ENV_TOKEN = "CIFARLENS_TOKEN"
+ENV_MANAGEMENT_TOKEN = "CIFARLENS_MANAGEMENT_TOKEN"
+ENV_KEY_FILE = "CIFARLENS_KEY_FILE"
+ENV_TIMEOUT = "CIFARLENS_TIMEOUT"
+
+
+class BackendError(RuntimeError):
+    """A request that failed, with a message meant for the page."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Backend(Protocol):
+    """What the page needs from a backend; every method raises `BackendError` on failure."""
+
+    name: str
+    location: str
+
+    def models(self) -> list[str]: ...
+
+    def listing(self, model: str) -> dict[str, Any]: ...
+
+    def predict(self, model: str, image: bytes) -> dict[str, Any]: ...
+
+    def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]: ...
+
+
+def order_models(names: list[str]) -> list[str]:
+    """Registered nets first in registry order (the order `make train-all` trains them), then the rest."""
+    known = [n for n in list_models() if n in names]
+    return known + sorted(n for n in names if n not in known)
+
+
+def read_key_file(path: str | Path) -> dict[str, str]:
+    """{'inference': key, 'management': key, ...} from TorchServe's key_file.json."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BackendError(
+            f"key file {path} not found: TorchServe writes it to its working directory when it starts "
+            f"(run `make serve`), or set {ENV_TOKEN}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot read key file {path}: {exc}") from None
+    return {kind: str(entry.get("key", "")) for kind, entry in data.items() if isinstance(entry, dict)}
+
+
+class TorchServeBackend:
+    """TorchServe over REST with token authorisation.
+
+    The inference (and management) key comes from the constructor, else from the environment
+    (CIFARLENS_TOKEN, CIFARLENS_MANAGEMENT_TOKEN), else from TorchServe's key_file.json
+    (CIFARLENS_KEY_FILE), which is re-read on every request: a restarted server writes new keys.
+    """
+
+    name = "torchserve"
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        management_url: str | None = None,
+        token: str | None = None,
+        management_token: str | None = None,
+        key_file: str | Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        version: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        from serving import ARCHIVE_VERSION
+
+        self.url = url.rstrip("/")
+        self.management_url = (management_url or _management_from(self.url)).rstrip("/")
+        self.token = token or None
+        self.management_token = management_token or None
+        self.key_file = Path(key_file) if key_file else None
+        self.timeout = timeout
+        self.version = version or ARCHIVE_VERSION
+        self.session = session or requests.Session()
+        # Never route calls to the local server through an HTTP proxy.
+        self.session.trust_env = False
+        self._listings: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> TorchServeBackend:
+        """Build from CIFARLENS_URL, CIFARLENS_MANAGEMENT_URL, CIFARLENS_TOKEN, CIFARLENS_MANAGEMENT_TOKEN,
+        CIFARLENS_KEY_FILE (default: key_file.json in the current folder) and CIFARLENS_TIMEOUT."""
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {
+            "url": env.get(ENV_URL) or DEFAULT_URL,
+            "management_url": env.get(ENV_MANAGEMENT_URL) or None,
+            "token": env.get(ENV_TOKEN) or None,
+            "management_token": env.get(ENV_MANAGEMENT_TOKEN) or None,
+            "key_file": env.get(ENV_KEY_FILE) or default_key_file(),
+            "timeout": float(env.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT),
+        }
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kwargs)
+
+    # --- authorisation ---
+
+    def _key(self, kind: str) -> str | None:
+        explicit = self.token if kind == "inference" else self.management_token
+        if explicit:
+            return explicit
+        if self.key_file is None:
+            return None
+        return read_key_file(self.key_file).get(kind) or None
+
+    def _headers(self, kind: str) -> dict[str, str]:
+        key = self._key(kind)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    # --- transport ---
+
+    def _request(self, method: str, url: str, kind: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {**self._headers(kind), **kwargs.pop("headers", {})}
+        try:
+            resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        except requests.ConnectionError:
+            raise BackendError(
+                f"TorchServe is unreachable at {url.split('/', 3)[:3][-1]}: connection refused. "
+                "Start it with `make serve` (or run the page with --backend local)."
+            ) from None
+        except requests.Timeout:
+            raise BackendError(f"TorchServe did not answer {url} within {self.timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise BackendError(f"request to {url} failed: {exc}") from None
+        if resp.status_code >= 400:
+            raise BackendError(_error_message(resp, kind), status=resp.status_code)
+        try:
+            return resp.json()
+        except ValueError:
+            raise BackendError(f"{url} answered {resp.status_code} with a body that is not JSON") from None
+
+    def _prediction_url(self, model: str, suffix: str | None = None) -> str:
+        if suffix is None:
+            return f"{self.url}/predictions/{model}"
+        return f"{self.url}/predictions/{model}/{self.version}/{suffix}"
+
+    # --- API ---
+
+    def ping(self) -> str:
+        """TorchServe's health status ('Healthy' or 'Unhealthy')."""
+        return str(self._request("GET", f"{self.url}/ping", "inference").get("status", "unknown"))
+
+    def models(self) -> list[str]:
+        """Registered models, from the management API; the registry's names when only an inference key is known."""
+        try:
+            body = self._request("GET", f"{self.management_url}/models", "management", params={"limit": 100})
+        except BackendError as exc:
+            if exc.status in (401, 403) and self._key("inference"):
+                return list_models()
+            raise
+        return order_models([m["modelName"] for m in body.get("models", [])])
+
+    def listing(self, model: str) -> dict[str, Any]:
+        """Classes, normalisation, metrics and layers of `model` (the feature-map route without a layer)."""
+        now = time.monotonic()
+        cached = self._listings.get(model)
+        if cached and now - cached[0] < LISTING_TTL_S:
+            return cached[1]
+        from serving import FEATURE_ROUTE
+
+        body = self._request("POST", self._prediction_url(model, FEATURE_ROUTE), "inference", data=_blank_png())
+        self._listings[model] = (now, body)
+        return body
+
+    def predict(self, model: str, image: bytes) -> dict[str, Any]:
+        return self._request("POST", self._prediction_url(model), "inference", data=image)
+
+    def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
+        from serving import FEATURE_ROUTE
+
+        url = self._prediction_url(model, FEATURE_ROUTE)
+        return self._request("POST", url, "inference", params={"layer": layer}, data=image)
+
+
+def default_key_file() -> Path | None:
+    """key_file.json in the current folder, where `make serve` starts TorchServe, if it is there."""
+    candidates = [Path.cwd() / "key_file.json"]
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def _management_from(url: str) -> str:
+    """The management URL beside an inference URL: same host, port 8081 when the inference port is 8080."""
+    if url.endswith(":8080"):
+        return url[: -len("8080")] + "8081"
+    return DEFAULT_MANAGEMENT_URL
+
+
+def _error_message(resp: requests.Response, kind: str) -> str:
+    """A one-line explanation of an HTTP error from TorchServe or the handler."""
+    try:
+        body = resp.json()
+        detail = body.get("error") or body.get("message") or json.dumps(body)
+    except ValueError:
+        detail = resp.text.strip()[:200] or resp.reason
+    if resp.status_code == 401:
+        return (
+            f"TorchServe refused the {kind} token (401): {detail}. Set {ENV_TOKEN}/{ENV_MANAGEMENT_TOKEN} or point "
+            f"{ENV_KEY_FILE} at the key_file.json of the running server (keys also expire after 60 minutes)."
+        )
+    return f"TorchServe answered {resp.status_code}: {detail}"
+
+
+def _blank_png() -> bytes:
+    """A 32x32 grey PNG, the body of a listing request (TorchServe routes only requests with a body)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class LocalBackend:
+    """The exported nets run in process with ONNX Runtime (no Java, no server), answered by the same
+    `serving.service` code as the TorchServe handler, so the JSON is identical."""
+
+    name = "local"
+
+    def __init__(self, artifacts: str | Path = "artifacts", engine: str | None = None) -> None:
+        from serving import DEFAULT_BACKEND
+
+        self.artifacts = Path(artifacts)
+        self.engine = engine or DEFAULT_BACKEND
+        self._predictors: dict[str, Any] = {}
+
+    @property
+    def location(self) -> str:
+        return f"{self.artifacts} (in process, {self.engine})"
+
+    def models(self) -> list[str]:
+        from serving import METADATA_FILE
+
+        if not self.artifacts.is_dir():
+            raise BackendError(f"no artefacts folder {self.artifacts}: run `make export` first")
+        names = [p.parent.name for p in self.artifacts.glob(f"*/{METADATA_FILE}")]
+        if not names:
+            raise BackendError(f"no exported models under {self.artifacts}: run `make export` first")
+        return order_models(names)
+
+    def _predictor(self, model: str) -> Any:
+        if model not in self._predictors:
+            from serving.predictor import Predictor
+
+            try:
+                self._predictors[model] = Predictor(self.artifacts / model, backend=self.engine)
+            except (FileNotFoundError, ValueError, KeyError) as exc:
+                raise BackendError(f"cannot load {model}: {exc}", status=404) from None
+        return self._predictors[model]
+
+    def _call(self, model: str, image: bytes | None, route: str | None, layer: str | None = None) -> dict[str, Any]:
+        """One request through `serving.service.handle_batch`, exactly as the TorchServe handler answers it."""
+        from serving.service import Request, handle_batch
+
+        reply = handle_batch(self._predictor(model), [Request(body=image, route=route, layer=layer)])[0]
+        body = json.loads(reply.body)
+        if reply.status >= 400:
+            raise BackendError(f"{model} answered {reply.status}: {body.get('error', body)}", status=reply.status)
+        return body
+
+    def listing(self, model: str) -> dict[str, Any]:
+        from serving import FEATURE_ROUTE
+
+        return self._call(model, None, FEATURE_ROUTE)
+
+    def predict(self, model: str, image: bytes) -> dict[str, Any]:
+        return self._call(model, image, None)
+
+    def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
+        from serving import FEATURE_ROUTE
+
+        return self._call(model, image, FEATURE_ROUTE, layer)
