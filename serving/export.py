@@ -1,0 +1,232 @@
+"""Export checkpoints to TorchScript and ONNX, checked against the eager model.
+
+Both artefacts wrap the net in `training.featuremaps.FeatureModel`, so one graph returns the
+logits and the activation of every inspectable layer as named outputs: ONNX Runtime only returns
+graph outputs, and a loaded TorchScript module refuses hooks. `metadata.json` beside them carries
+everything serving and the UI need (classes, normalisation, layers and shapes, metrics).
+
+    python -m serving.export [--runs runs] [--out artifacts] [--models ...] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from serving import INPUT_NAME, LOGITS_NAME, METADATA_FILE, ONNX_FILE, ONNX_OPSET, TORCHSCRIPT_FILE
+from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.constants import CLASSES, IMAGE_SIZE, IN_CHANNELS, normalization
+from training.featuremaps import FeatureModel
+from training.models import list_models
+
+PARITY_IMAGES = 256
+PARITY_ATOL = 1e-4
+METRIC_KEYS = ("test_acc", "val_acc", "epochs", "params", "mflops")
+CHECKPOINT_NAME = "best.pt"
+
+
+class ParityError(RuntimeError):
+    """An exported artefact disagrees with the eager model beyond the tolerance."""
+
+
+def parity_images(data_dir: str | Path | None, n: int = PARITY_IMAGES, seed: int = 0) -> tuple[np.ndarray, str]:
+    """`n` normalised test images (N, 3, 32, 32) spread over all classes, and where they came from.
+
+    Real CIFAR-10 test images when `data_dir` (an ImageFolder root with test/) is readable;
+    otherwise seeded noise, and the returned source says so (it is written to the metadata).
+    """
+    from training.preprocess import to_array
+
+    if data_dir is not None and (Path(data_dir) / "test").is_dir():
+        images = _read_test_images(Path(data_dir), n)
+        from PIL import Image
+
+        x = np.stack([to_array(Image.fromarray(img)) for img in images]).astype(np.float32)
+        return x, f"cifar10 test images from {data_dir}"
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    return x, "random noise (no CIFAR-10 test data found; pass --data-dir)"
+
+
+def _read_test_images(root: Path, n: int) -> list[np.ndarray]:
+    """`n` uint8 (32, 32, 3) images evenly spaced over the test split (which is sorted by class)."""
+    try:
+        from training.data import load_cifar10
+    except ImportError:
+        load_cifar10 = None
+    if load_cifar10 is not None:
+        images, _ = load_cifar10(root, "test")
+        idx = np.linspace(0, len(images) - 1, num=min(n, len(images))).round().astype(int)
+        return [images[i] for i in idx]
+    from PIL import Image
+
+    files = sorted(p for p in (root / "test").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise FileNotFoundError(f"no images under {root / 'test'}")
+    idx = np.linspace(0, len(files) - 1, num=min(n, len(files))).round().astype(int)
+    return [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
+
+
+def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float) -> dict[str, Any]:
+    diff = float(np.abs(ref - got).max())
+    mismatched = int((ref.argmax(1) != got.argmax(1)).sum())
+    result = {"max_abs_logit_diff": diff, "argmax_mismatches": mismatched, "atol": atol, "passed": True}
+    if diff > atol or mismatched:
+        result["passed"] = False
+        result["error"] = (
+            f"{name}: max abs logit diff {diff:.3g} (tolerance {atol:g}, over by {max(diff - atol, 0.0):.3g}), "
+            f"{mismatched} of {len(ref)} images with a different argmax"
+        )
+    return result
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    n_images: int = PARITY_IMAGES,
+    atol: float = PARITY_ATOL,
+) -> dict[str, Any]:
+    """Write model.ts, model.onnx and metadata.json for one checkpoint; raise ParityError on a mismatch.
+
+    The metadata (with the parity results) is written even when parity fails, to show by how much.
+    """
+    import onnx
+
+    from serving.predictor import Predictor
+
+    checkpoint = Path(checkpoint)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(ckpt)
+    fm = FeatureModel(model).eval()
+    layers = list(fm.layers)
+    output_names = [LOGITS_NAME, *layers]
+
+    example = torch.zeros(2, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.no_grad():
+        shapes = [list(t.shape[1:]) for t in fm(example)[1:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript and the TorchScript-based ONNX exporter are deprecated.
+        with torch.no_grad():
+            traced = torch.jit.trace(fm, example)
+        traced.save(str(out_dir / TORCHSCRIPT_FILE))
+        torch.onnx.export(
+            fm,
+            (example,),
+            str(out_dir / ONNX_FILE),
+            input_names=[INPUT_NAME],
+            output_names=output_names,
+            dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *output_names]},
+            opset_version=ONNX_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(out_dir / ONNX_FILE), full_check=True)
+
+    metrics = {k: ckpt.get("metrics", {})[k] for k in METRIC_KEYS if k in ckpt.get("metrics", {})}
+    metrics.setdefault("epochs", ckpt.get("epoch"))
+    metrics.setdefault("params", sum(p.numel() for p in model.parameters()))
+    metadata: dict[str, Any] = {
+        "model": ckpt["model"],
+        "classes": list(ckpt.get("classes", CLASSES)),
+        "normalization": ckpt.get("normalization", normalization()),
+        "image_size": IMAGE_SIZE,
+        "input_name": INPUT_NAME,
+        "output_names": output_names,
+        "feature_layers": [{"name": n, "shape": s} for n, s in zip(layers, shapes, strict=True)],
+        "metrics": metrics,
+        "checkpoint": str(checkpoint),
+        "onnx_opset": ONNX_OPSET,
+        "files": {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE},
+    }
+    _write_json(out_dir / METADATA_FILE, metadata)
+
+    x, source = parity_images(data_dir, n_images)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    parity: dict[str, Any] = {"images": len(x), "source": source}
+    for backend in ("torchscript", "onnxruntime"):
+        probs_free = Predictor(out_dir, backend=backend).run(x, [LOGITS_NAME])[0]
+        parity[backend] = _compare(f"{ckpt['model']} {backend}", ref, probs_free, atol)
+    metadata["parity"] = parity
+    _write_json(out_dir / METADATA_FILE, metadata)
+    errors = [parity[b]["error"] for b in ("torchscript", "onnxruntime") if not parity[b]["passed"]]
+    if errors:
+        raise ParityError("; ".join(errors))
+    return metadata
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def export_all(
+    runs: str | Path,
+    out: str | Path,
+    models: Sequence[str] | None = None,
+    data_dir: str | Path | None = None,
+    n_images: int = PARITY_IMAGES,
+) -> dict[str, dict[str, Any]]:
+    """Export `runs/<model>/best.pt` of each model; every model is tried, then the failures are raised."""
+    results, failures = {}, []
+    for name in models or list_models():
+        ckpt = Path(runs) / name / CHECKPOINT_NAME
+        try:
+            results[name] = export_checkpoint(ckpt, Path(out) / name, data_dir=data_dir, n_images=n_images)
+        except (ParityError, FileNotFoundError, ValueError) as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        p = results[name]["parity"]
+        print(
+            f"{name}: exported to {Path(out) / name} | parity on {p['images']} images ({p['source']}): "
+            f"torchscript {p['torchscript']['max_abs_logit_diff']:.2e}, "
+            f"onnxruntime {p['onnxruntime']['max_abs_logit_diff']:.2e} (tolerance {PARITY_ATOL:g})"
+        )
+    if failures:
+        raise ParityError("export failed for " + " | ".join(failures))
+    return results
+
+
+def default_data_dir() -> Path | None:
+    """DATA_DIR from the environment, else the shared copy beside the repository, if present."""
+    env = os.environ.get("DATA_DIR")
+    if env:
+        return Path(env)
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+    return shared if shared.is_dir() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="runs", help="folder with <model>/best.pt (default: runs)")
+    parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts)")
+    parser.add_argument("--models", nargs="+", choices=list_models(), help="default: every registered model")
+    parser.add_argument("--data-dir", default=None, help="CIFAR-10 ImageFolder root for the parity images")
+    parser.add_argument("--images", type=int, default=PARITY_IMAGES, help="parity images (default: 256)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data_dir = args.data_dir or default_data_dir()
+    try:
+        export_all(args.runs, args.out, args.models, data_dir=data_dir, n_images=args.images)
+    except ParityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Run an exported model without PyTorch: ONNX Runtime over artifacts/<model>/.
+
+Used by the TorchServe handler, the UI's in-process backend and the export parity check. The
+TorchScript backend is there for comparison and imports torch only when chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving import BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, INPUT_NAME, LOGITS_NAME, METADATA_FILE
+
+
+def load_metadata(artifact_dir: str | Path) -> dict[str, Any]:
+    """The metadata.json written by `serving.export`, with a clear error when it is missing."""
+    path = Path(artifact_dir) / METADATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `make export` (python -m serving.export) first")
+    return json.loads(path.read_text())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, shifted by the row max for stability."""
+    z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    """One exported net: probabilities and layer activations for (N, 3, 32, 32) float32 batches.
+
+    `threads` bounds the intra-op threads (1 by default: one worker per core under TorchServe).
+    """
+
+    def __init__(
+        self,
+        artifact_dir: str | Path,
+        backend: str = DEFAULT_BACKEND,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.artifact_dir = Path(artifact_dir)
+        self.backend = backend
+        self.metadata = load_metadata(self.artifact_dir)
+        self.name: str = self.metadata["model"]
+        self.classes: list[str] = list(self.metadata["classes"])
+        self.layer_shapes: dict[str, list[int]] = {d["name"]: list(d["shape"]) for d in self.metadata["feature_layers"]}
+        self.output_names: list[str] = list(self.metadata["output_names"])
+        path = self.artifact_dir / BACKEND_FILES[backend]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run `make export` first")
+        if backend == "onnxruntime":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        else:
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in torch 2.14.
+                self._module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    @property
+    def layers(self) -> list[str]:
+        """Inspectable layers in forward order."""
+        return list(self.layer_shapes)
+
+    def run(self, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        """Raw graph outputs (`logits` and/or layer names) for a float32 batch (N, 3, 32, 32)."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[None]
+        unknown = [o for o in outputs if o not in self.output_names]
+        if unknown:
+            raise KeyError(f"unknown output(s) {unknown}; {self.name} has {', '.join(self.output_names)}")
+        if self.backend == "onnxruntime":
+            return self._session.run(list(outputs), {INPUT_NAME: batch})
+        import torch
+
+        with torch.inference_mode():
+            outs = self._module(torch.from_numpy(batch))
+        return [outs[self.output_names.index(o)].numpy() for o in outputs]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, 10)."""
+        return softmax(self.run(batch, [LOGITS_NAME])[0])
+
+    def features(self, x: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, 10), activations (N, C, H, W)) of `layer` for an image or a batch."""
+        if layer not in self.layer_shapes:
+            raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
+        logits, act = self.run(x, [LOGITS_NAME, layer])
+        return softmax(logits), act

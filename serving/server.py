@@ -1,0 +1,339 @@
+"""Start, check and stop one TorchServe instance, used by `make serve`/`make stop`, the tests and benchmarks.
+
+Every server gets its own working directory: the generated config.properties, key_file.json
+(TorchServe writes it to its working directory), TEMP/TMPDIR (worker sockets and TorchServe's pid
+file live there) and server.pid. Two servers with different workdirs and ports never collide, and
+`stop` ends the process group recorded in *its* workdir only, never `torchserve --stop`.
+
+    python -m serving.server start [--model-store model_store] [--workdir .ts_tmp/serve] [--inference-port 8080] ...
+    python -m serving.server stop [--workdir .ts_tmp/serve]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_TEMPLATE = PACKAGE_DIR / "config.properties"
+DEFAULT_WORKDIR = Path(".ts_tmp/serve")
+PID_FILE = "server.pid"
+KEY_FILE = "key_file.json"
+HOST = "127.0.0.1"
+# Java start plus one worker per model loading its graph: slow on 2 shared cores.
+START_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Inference, management and metrics ports."""
+
+    inference: int = 8080
+    management: int = 8081
+    metrics: int = 8082
+
+
+@dataclass
+class Server:
+    """A started TorchServe: where it listens, where its files are, and its process group."""
+
+    workdir: Path
+    ports: Ports
+    pid: int
+    token_auth: bool = True
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://{HOST}:{self.ports.inference}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{HOST}:{self.ports.management}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{HOST}:{self.ports.metrics}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / KEY_FILE
+
+    def token(self, kind: str = "inference") -> str | None:
+        """The bearer key of `kind` ("inference" or "management"); None when token auth is off."""
+        return read_token(self.workdir, kind) if self.token_auth else None
+
+    def headers(self, kind: str = "inference") -> dict[str, str]:
+        token = self.token(kind)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def free_ports(n: int = 3) -> list[int]:
+    """`n` distinct ports that are free right now (for tests beside a running server)."""
+    import socket
+
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind((HOST, 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def read_token(workdir: str | Path, kind: str = "inference") -> str:
+    """A key from the server's key_file.json ({"management": {"key": ...}, "inference": {...}, "API": {...}})."""
+    data = json.loads((Path(workdir) / KEY_FILE).read_text())
+    return data[kind]["key"]
+
+
+def write_config(
+    workdir: Path,
+    model_store: Path,
+    ports: Ports,
+    log_dir: Path,
+    token_auth: bool = True,
+    template: Path = CONFIG_TEMPLATE,
+) -> Path:
+    """config.properties for this server: the template with its addresses, store and token setting replaced."""
+    overrides = {
+        "inference_address": f"http://{HOST}:{ports.inference}",
+        "management_address": f"http://{HOST}:{ports.management}",
+        "metrics_address": f"http://{HOST}:{ports.metrics}",
+        "model_store": str(model_store),
+        "disable_token_authorization": "false" if token_auth else "true",
+    }
+    lines = []
+    for line in template.read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and key in overrides:
+            continue
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in overrides.items()]
+    path = workdir / "config.properties"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_server(
+    model_store: str | Path = "model_store",
+    ports: Ports = Ports(),
+    workdir: str | Path = DEFAULT_WORKDIR,
+    foreground: bool = True,
+    log_dir: str | Path | None = None,
+    token_auth: bool = True,
+    models: Sequence[str] | None = None,
+    wait: bool = True,
+    timeout: float = START_TIMEOUT_S,
+) -> Server:
+    """Start TorchServe on the archives of `model_store` and (by default) wait until it is healthy.
+
+    `foreground=True` keeps the server a child of this process (tests: stopped with `stop`, and
+    with this process); `foreground=False` detaches it (`make serve`): its output goes to
+    `<log_dir>/torchserve.out` and `python -m serving.server stop` ends it later through server.pid.
+    Either way TorchServe itself runs with `--foreground` in its own process group.
+    """
+    workdir = Path(workdir).resolve()
+    model_store = Path(model_store).resolve()
+    log_dir = Path(log_dir).resolve() if log_dir else workdir / "logs"
+    if not model_store.is_dir() or not any(model_store.glob("*.mar")):
+        raise FileNotFoundError(f"no .mar archives in {model_store}: run `make archive` first")
+    existing = _running_pid(workdir)
+    if existing:
+        raise RuntimeError(f"a server from {workdir} is already running (pid {existing}); stop it first")
+    tmp = workdir / "tmp"
+    for d in (workdir, tmp, log_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    (workdir / KEY_FILE).unlink(missing_ok=True)
+    config = write_config(workdir, model_store, ports, log_dir, token_auth)
+    names = list(models) if models else sorted(p.stem for p in model_store.glob("*.mar"))
+    cmd = [
+        str(Path(sys.executable).parent / "torchserve"),
+        "--start", "--foreground", "--ncs",
+        "--model-store", str(model_store),
+        "--ts-config", str(config),
+        "--models", *[f"{n}={n}.mar" for n in names],
+    ]  # fmt: skip
+    if not token_auth:
+        cmd.append("--disable-token-auth")
+    env = {
+        **os.environ,
+        "TEMP": str(tmp),
+        "TMPDIR": str(tmp),
+        "LOG_LOCATION": str(log_dir),
+        "METRICS_LOCATION": str(log_dir),
+        # One thread per worker: ONNX Runtime sessions are set to 1 too, this covers OpenMP and torch.
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    env.pop("PYTHONPATH", None)  # workers import the code shipped in the archives, not the checkout
+    out = open(log_dir / "torchserve.out", "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    out.close()
+    (workdir / PID_FILE).write_text(f"{process.pid}\n")
+    server = Server(workdir, ports, process.pid, token_auth, process if foreground else None)
+    if wait:
+        try:
+            wait_healthy(server, timeout=timeout, models=names)
+        except BaseException:
+            stop(server)
+            raise
+    return server
+
+
+def ping(server: Server, timeout: float = 2.0) -> bool:
+    """True when /ping answers Healthy (with the inference token when token auth is on)."""
+    try:
+        headers = server.headers("inference") if server.token_auth else {}
+    except (OSError, KeyError, ValueError):
+        return False  # key_file.json not written yet
+    req = urllib.request.Request(f"{server.inference_url}/ping", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read()).get("status") == "Healthy"
+    except (OSError, ValueError):
+        return False
+
+
+def models_ready(server: Server, models: Sequence[str], timeout: float = 2.0) -> bool:
+    """True when every model has a READY worker (management API)."""
+    try:
+        headers = server.headers("management")
+    except (OSError, KeyError, ValueError):
+        return False
+    for name in models:
+        req = urllib.request.Request(f"{server.management_url}/models/{name}", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                info = json.loads(resp.read())
+        except (OSError, ValueError):
+            return False
+        workers = info[0].get("workers", []) if info else []
+        if not any(w.get("status") == "READY" for w in workers):
+            return False
+    return True
+
+
+def wait_healthy(server: Server, timeout: float = START_TIMEOUT_S, models: Sequence[str] = ()) -> None:
+    """Block until /ping is healthy and every model in `models` has a ready worker; raise on timeout or exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(f"TorchServe exited with {server.process.returncode}; see {server.workdir}/logs")
+        if server.process is None and not _alive(server.pid):
+            raise RuntimeError(f"TorchServe (pid {server.pid}) exited; see its logs")
+        if ping(server) and models_ready(server, models):
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"TorchServe not healthy after {timeout:.0f} s; see {server.workdir}/logs")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_pid(workdir: Path) -> int | None:
+    """The pid in `workdir`/server.pid if that process is still a torchserve launcher, else None."""
+    try:
+        pid = int((workdir / PID_FILE).read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if "torchserve" in cmdline else None
+
+
+def stop(server: Server | None = None, workdir: str | Path = DEFAULT_WORKDIR, timeout: float = STOP_TIMEOUT_S) -> bool:
+    """Stop one server (the given one, or the one recorded in `workdir`): SIGTERM to its process group,
+    SIGKILL after `timeout`. Returns False when nothing was running."""
+    workdir = server.workdir if server else Path(workdir).resolve()
+    pid = server.pid if server else _running_pid(workdir)
+    if pid is None or not _alive(pid):
+        (workdir / PID_FILE).unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server is not None and server.process is not None:
+            if server.process.poll() is not None:
+                break
+        elif not _alive(pid):
+            break
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # the JVM or a worker that ignored SIGTERM
+    if server is not None and server.process is not None:
+        server.process.wait(timeout=10)
+    (workdir / PID_FILE).unlink(missing_ok=True)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["start", "stop"])
+    parser.add_argument("--model-store", default="model_store")
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="config, key_file.json, TEMP, pid")
+    parser.add_argument("--log-dir", default="logs")
+    parser.add_argument("--inference-port", type=int, default=Ports.inference)
+    parser.add_argument("--management-port", type=int, default=Ports.management)
+    parser.add_argument("--metrics-port", type=int, default=Ports.metrics)
+    parser.add_argument("--no-token-auth", action="store_true", help="local work only: no bearer tokens")
+    parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        stopped = stop(workdir=args.workdir)
+        print("TorchServe stopped" if stopped else f"no TorchServe running from {args.workdir}")
+        return 0
+    ports = Ports(args.inference_port, args.management_port, args.metrics_port)
+    try:
+        server = start_server(
+            args.model_store,
+            ports,
+            args.workdir,
+            foreground=False,
+            log_dir=args.log_dir,
+            token_auth=not args.no_token_auth,
+            timeout=args.timeout,
+        )
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"TorchServe is healthy (pid {server.pid}, logs in {args.log_dir}/)")
+    print(f"  inference   {server.inference_url}/predictions/<model>")
+    print(f"  management  {server.management_url}/models")
+    print(f"  metrics     {server.metrics_url}/metrics")
+    if server.token_auth:
+        print(f"  tokens      {server.key_file} (Authorization: Bearer <inference.key>)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
