@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -35,6 +36,7 @@ STATS_HEADERS = ["rank", "channel", "mean", "max", "min", "std"]
 
 CSS = """
 #input-image img, #example-gallery img, #fm-grid img, #fm-overlay img { image-rendering: pixelated; }
+#input-image img { width: 100%; height: 100%; object-fit: contain; }
 #status { min-height: 1.5em; }
 """
 
@@ -112,8 +114,8 @@ def status_markdown(backend: Backend) -> str:
     names, error = model_names(backend)
     where = f"**{backend.name}** at `{backend.location}`"
     if error:
-        return f"⚠️ Backend {where} is not available: {error} The page keeps working; retry any time."
-    return f"✅ Backend {where} · models: {', '.join(names)}"
+        return f"⚠ Backend {where} is not available: {error} The page keeps working; retry any time."
+    return f"✓ Backend {where} · models: {', '.join(names)}"
 
 
 def training_banner(backend: Backend, names: Sequence[str]) -> str:
@@ -126,7 +128,7 @@ def training_banner(backend: Backend, names: Sequence[str]) -> str:
     if not weak:
         return ""
     return (
-        "⚠️ **These nets are barely trained** (smoke profile): "
+        "⚠ **These nets are barely trained** (smoke profile): "
         + "; ".join(weak)
         + ". Their predictions are close to guesses; train them with `make train-all` for real results."
     )
@@ -165,36 +167,38 @@ def net_markdown(
     """The panel under a net's bars: name, test accuracy, latency, and how the true class fared."""
     lines = [f"### {model}", metrics_line(metrics) if metrics else "test accuracy n/a"]
     if is_barely_trained(metrics):
-        lines.append("⚠️ barely trained")
+        lines.append("⚠ barely trained")
     if error:
-        lines.append(f"⚠️ {error}")
+        lines.append(f"⚠ {error}")
         return "\n\n".join(lines)
     lines.append(f"latency **{latency_ms:.1f} ms** ({body.get('backend', '?')})" if body else "")
     if true_label and body:
         ranked = [p["class"] for p in body.get("predictions", [])]
         if ranked and ranked[0] == true_label:
-            lines.append(f"✅ correct: **{true_label}**")
+            lines.append(f"✓ correct: **{true_label}**")
         elif true_label in ranked:
-            lines.append(f"❌ true class **{true_label}** ranked {ranked.index(true_label) + 1}")
+            lines.append(f"✗ true class **{true_label}** ranked {ranked.index(true_label) + 1}")
         else:
-            lines.append(f"❌ true class **{true_label}** not in the top {len(ranked)}")
+            lines.append(f"✗ true class **{true_label}** not in the top {len(ranked)}")
     return "\n\n".join(line for line in lines if line)
 
 
 def predict_all(
     backend: Backend, image: Image.Image | None, true_label: str | None, slots: int = NUM_SLOTS
-) -> tuple[str, list[dict[str, float] | None], list[str]]:
-    """Ask every net for its top-5; returns the status line, one Label value and one panel per slot."""
+) -> tuple[str, list[str], list[dict[str, float] | None], list[str]]:
+    """Ask every net for its top-5: the status line, then per slot the net's name, its Label value and its panel."""
+    names = [f"net {i + 1}" for i in range(slots)]
     labels: list[dict[str, float] | None] = [None] * slots
     panels = [""] * slots
     if image is None:
-        return "Pick an example or upload an image first.", labels, panels
-    names, error = model_names(backend)
+        return "Pick an example or upload an image first.", names, labels, panels
+    models, error = model_names(backend)
     if error:
-        return f"⚠️ {error}", labels, panels
+        return f"⚠ {error}", names, labels, panels
     body_bytes = image_bytes(image)
     failures = 0
-    for i, model in enumerate(names[:slots]):
+    for i, model in enumerate(models[:slots]):
+        names[i] = model
         listing = _listing(backend, model)
         metrics = (listing or {}).get("metrics", {})
         start = time.perf_counter()
@@ -207,12 +211,12 @@ def predict_all(
         latency_ms = 1000 * (time.perf_counter() - start)
         labels[i] = label_value(body)
         panels[i] = net_markdown(model, body, latency_ms, metrics, true_label)
-    shown = min(len(names), slots)
+    shown = min(len(models), slots)
     if failures:
-        status = f"⚠️ {failures} of {shown} nets failed to answer (see their panels); the others are shown."
+        status = f"⚠ {failures} of {shown} nets failed to answer (see their panels); the others are shown."
     else:
-        status = f"✅ {shown} nets answered via {backend.name} at `{backend.location}`."
-    return status, labels, panels
+        status = f"✓ {shown} nets answered via {backend.name} at `{backend.location}`."
+    return status, names, labels, panels
 
 
 # --- feature maps ---
@@ -225,7 +229,7 @@ def layer_choices(backend: Backend, model: str | None) -> tuple[list[tuple[str, 
     try:
         listing = backend.listing(model)
     except BackendError as exc:
-        return [], None, f"⚠️ cannot list the layers of {model}: {exc}"
+        return [], None, f"⚠ cannot list the layers of {model}: {exc}"
     layers = listing.get("layers", [])
     choices = [(f"{d['name']}  ({'×'.join(str(s) for s in d.get('shape', []))})", d["name"]) for d in layers]
     return choices, (layers[0]["name"] if layers else None), f"{model}: {len(layers)} layers."
@@ -244,9 +248,9 @@ def fetch_feature_maps(
         body = backend.feature_maps(model, layer, image_bytes(image))
         act = decode_activations(body)
     except BackendError as exc:
-        return None, f"⚠️ {exc}"
+        return None, f"⚠ {exc}"
     except (KeyError, ValueError, TypeError) as exc:
-        return None, f"⚠️ the server's feature-map answer is malformed: {exc}"
+        return None, f"⚠ the server's feature-map answer is malformed: {exc}"
     latency_ms = 1000 * (time.perf_counter() - start)
     top = body.get("predictions", [{}])[0]
     c, h, w = act.shape
@@ -322,8 +326,6 @@ def render_feature_maps(
 
 def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str = "") -> Any:
     """The Blocks of the page; launch it with `launch`."""
-    import gradio as gr
-
     examples = list(examples)
     registry = list_models()
     with gr.Blocks(title="cifarlens: inside three CIFAR-10 nets") as demo:
@@ -352,8 +354,8 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
                     gallery = gr.Gallery(
                         value=[(ex.image, ex.caption) for ex in examples],
                         label=f"{len(examples)} CIFAR-10 test images: click one",
-                        columns=10,
-                        height=260,
+                        columns=7,
+                        height="auto",
                         allow_preview=False,
                         format="png",
                         elem_id="example-gallery",
@@ -418,8 +420,8 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
             return text, warn
 
         def _predict(img: Image.Image | None, truth_label: str | None) -> tuple[Any, ...]:
-            text, values, infos = predict_all(backend, img, truth_label)
-            return (text, *values, *infos)
+            text, names, values, infos = predict_all(backend, img, truth_label)
+            return (text, *(gr.Label(value=v, label=n) for v, n in zip(values, names, strict=True)), *infos)
 
         def _select(evt: gr.SelectData) -> tuple[Any, ...]:
             return select_example(examples, evt.index)

@@ -117,7 +117,7 @@ class TorchServeBackend:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> TorchServeBackend:
         """Build from CIFARLENS_URL, CIFARLENS_MANAGEMENT_URL, CIFARLENS_TOKEN, CIFARLENS_MANAGEMENT_TOKEN,
-        CIFARLENS_KEY_FILE (default: key_file.json in the current folder) and CIFARLENS_TIMEOUT."""
+        CIFARLENS_KEY_FILE (default: .ts_tmp/serve/key_file.json, where `make serve` runs TorchServe) and CIFARLENS_TIMEOUT."""
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = {
             "url": env.get(ENV_URL) or DEFAULT_URL,
@@ -209,9 +209,11 @@ class TorchServeBackend:
         return self._request("POST", url, "inference", params={"layer": layer}, data=image)
 
 
-def default_key_file() -> Path | None:
-    """key_file.json in the current folder, where `make serve` starts TorchServe, if it is there."""
-    candidates = [Path.cwd() / "key_file.json"]
+def default_key_file() -> Path:
+    """The key file of the server `make serve` starts (its working directory), else key_file.json here."""
+    from serving.server import DEFAULT_WORKDIR, KEY_FILE
+
+    candidates = [Path.cwd() / DEFAULT_WORKDIR / KEY_FILE, Path.cwd() / KEY_FILE]
     return next((p for p in candidates if p.is_file()), candidates[0])
 
 

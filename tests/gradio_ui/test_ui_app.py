@@ -1,0 +1,147 @@
+"""The page's callbacks as plain functions, against the in-process backend and against a dead server."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gradio_ui import app, examples
+from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
+from training.constants import CLASSES
+from training.models import list_models
+
+
+def test_on_load_flags_barely_trained_nets(local_backend: LocalBackend) -> None:
+    status, banner, names, first = app.on_load(local_backend)
+    assert status.startswith("✓") and "local" in status
+    assert names == list_models() and first == names[0]
+    assert "barely trained" in banner and all(n in banner for n in names)
+    assert "1 epoch" in banner and "10.0 %" in banner
+
+
+def test_predict_all(local_backend: LocalBackend, example_image) -> None:
+    image, label = example_image
+    status, names, labels, panels = app.predict_all(local_backend, image, label)
+    assert status.startswith("✓")
+    assert names == list_models()
+    for value, panel in zip(labels, panels, strict=True):
+        assert value is not None and len(value) == 5 and set(value) <= set(CLASSES)
+        assert "latency" in panel and "test accuracy **10.0 %**" in panel and "barely trained" in panel
+        if label:
+            assert label in panel
+
+
+def test_predict_without_image(local_backend: LocalBackend) -> None:
+    status, _, labels, _ = app.predict_all(local_backend, None, None)
+    assert "Pick an example" in status and labels == [None] * app.NUM_SLOTS
+
+
+def test_feature_maps_flow(local_backend: LocalBackend, example_image) -> None:
+    image, _ = example_image
+    listing = local_backend.listing("se_net")
+    choices, first, _ = app.layer_choices(local_backend, "se_net")
+    assert [value for _, value in choices] == [d["name"] for d in listing["layers"]]
+    assert first == listing["layers"][0]["name"]
+    layer = listing["layers"][1]
+    act, info = app.fetch_feature_maps(local_backend, image, "se_net", layer["name"])
+    assert list(act.shape) == layer["shape"] and layer["name"] in info
+    grid4, overlay, stats, plot = app.render_feature_maps(act, image, 4, "magma")
+    grid_all, *_ = app.render_feature_maps(act, image, 1024, "viridis")
+    assert grid4.size[0] < grid_all.size[0]
+    assert overlay.size == (app.OVERLAY_SIZE, app.OVERLAY_SIZE) and plot.size[0] > 0
+    means = [row[2] for row in stats]
+    assert len(stats) == act.shape[0] and means == sorted(means, reverse=True)
+    assert sorted(row[1] for row in stats) == list(range(act.shape[0]))
+
+
+def test_feature_map_errors_stay_on_page(local_backend: LocalBackend, example_image) -> None:
+    act, info = app.fetch_feature_maps(local_backend, example_image[0], "se_net", "nope")
+    assert act is None and info.startswith("⚠") and "unknown layer" in info
+    assert app.fetch_feature_maps(local_backend, None, "se_net", "se1")[0] is None
+    assert app.render_feature_maps(None, None) == (None, None, [], None)
+    assert app.layer_choices(local_backend, "no_such_net")[2].startswith("⚠")
+
+
+def _dead_backend() -> TorchServeBackend:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return TorchServeBackend(f"http://127.0.0.1:{port}", management_url=f"http://127.0.0.1:{port}", timeout=2)
+
+
+def test_unreachable_server_is_reported_not_raised(example_image) -> None:
+    backend = _dead_backend()
+    status, banner, names, _ = app.on_load(backend)
+    assert "not available" in status and "unreachable" in status and banner == ""
+    assert names == list_models()  # the pickers stay usable, for when the server comes up
+    status, _, labels, _ = app.predict_all(backend, example_image[0], None)
+    assert "unreachable" in status and labels == [None] * app.NUM_SLOTS
+    assert "unreachable" in app.layer_choices(backend, "se_net")[2]
+    assert "unreachable" in app.fetch_feature_maps(backend, example_image[0], "se_net", "se1")[1]
+
+
+class _HalfBroken(LocalBackend):
+    """One net fails: the others must still be shown."""
+
+    def predict(self, model: str, image: bytes) -> dict:
+        if model == "inception_net":
+            raise BackendError("TorchServe answered 503: worker died")
+        return super().predict(model, image)
+
+
+def test_one_failing_net_keeps_the_others(ui_artifacts: Path, example_image) -> None:
+    status, _, labels, panels = app.predict_all(_HalfBroken(ui_artifacts), example_image[0], None)
+    assert "1 of 3" in status
+    assert labels[1] is None and "worker died" in panels[1]
+    assert labels[0] and labels[2]
+
+
+def test_helpers() -> None:
+    assert app.percent(0.9123) == "91.2 %" and app.percent(91.23) == "91.2 %" and app.percent(None) == "n/a"
+    assert app.is_barely_trained({"epochs": 1, "test_acc": 0.9})
+    assert app.is_barely_trained({"epochs": 30, "test_acc": 0.2})
+    assert not app.is_barely_trained({"epochs": 30, "test_acc": 0.9})
+    img = Image.new("RGB", (40, 20), (1, 2, 3))
+    assert Image.open(__import__("io").BytesIO(app.image_bytes(img))).size == (40, 20)
+
+
+def test_build_app(local_backend: LocalBackend) -> None:
+    demo = app.build_app(local_backend, examples.load_examples())
+    assert demo.title.startswith("cifarlens")
+
+
+# --- examples ---
+
+
+def test_examples_cover_every_class() -> None:
+    root = examples.find_data_dir()
+    if root is None:
+        pytest.skip("no CIFAR-10 test data reachable (set DATA_DIR)")
+    found = examples.load_examples(root)
+    assert len(found) >= 20
+    assert {ex.label for ex in found} == set(CLASSES)
+    assert [ex.label for ex in found[:10]] == list(CLASSES)  # interleaved, so the first row shows every class
+    assert all(ex.image.size == (32, 32) for ex in found)
+    assert found == examples.load_examples(root)  # same seed, same pick
+
+
+def test_examples_from_torchvision_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch.parent.mkdir()
+    labels = [i % 10 for i in range(40)]
+    data = np.random.default_rng(0).integers(0, 255, (40, 3072), dtype=np.uint8)
+    batch.write_bytes(pickle.dumps({"data": data, "labels": labels}))
+    monkeypatch.setattr(examples, "candidate_dirs", lambda data_dir=None: [tmp_path])
+    found = examples.load_examples()
+    assert len(found) == 20 and {ex.label for ex in found} == set(CLASSES)
+
+
+def test_no_data_means_no_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_backend) -> None:
+    monkeypatch.setattr(examples, "candidate_dirs", lambda data_dir=None: [tmp_path / "nowhere"])
+    assert examples.find_data_dir() is None and examples.load_examples() == []
+    app.build_app(local_backend, [], data_note="Set DATA_DIR.")  # the page builds without a gallery
