@@ -1,0 +1,114 @@
+"""End to end: Debian's headless Chromium, driven by Playwright, uses the launched page like a person would.
+
+Nothing downloads a browser: Playwright drives the system binary (`.ci/install-browser.sh` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gradio_ui import app, examples
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page_url(local_backend) -> Iterator[str]:
+    """The page, launched in this process on a free port over the in-process backend."""
+    found = examples.load_examples()
+    if not found:
+        pytest.skip("no CIFAR-10 test images reachable for the gallery (set DATA_DIR)")
+    demo = app.build_app(local_backend, found)
+    port = _free_port()
+    app.launch(demo, port=port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).is_file():
+        reason = f"chromium not installed at {CHROMIUM} (run .ci/install-browser.sh)"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "the playwright package is missing (pip install -e '.[dev]')"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _wait_idle(page) -> None:
+    """Until no Gradio event is pending (no progress tracker is showing)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.progress-text, .eta-bar')",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(page_url)
+    page.wait_for_selector("#status:has-text('Backend')")
+
+    # Pick the fourth example (a cat): its true class shows, and the three nets answer.
+    page.locator("#example-gallery img").nth(3).click()
+    page.wait_for_selector("#true-class:has-text('cat')")
+    for i in range(app.NUM_SLOTS):
+        page.wait_for_selector(f"#pred-info-{i}:has-text('latency')")
+    _wait_idle(page)
+    for i, name in enumerate(["plain_cnn", "inception_net", "se_net"]):
+        assert name in page.inner_text(f"#pred-{i}")
+        assert page.locator(f"#pred-{i}").inner_text().count("%") >= 5  # five probability bars
+    assert "barely trained" in page.inner_text("#training-banner")
+
+    # Choose a net, then its second layer from the list the server gave.
+    page.locator("#fm-net input").click()
+    page.get_by_role("option", name="se_net").click()
+    _wait_idle(page)
+    page.locator("#fm-layer input").click()
+    options = page.get_by_role("option").all_inner_texts()
+    assert len(options) >= 2 and "se2" in options[1]
+    page.get_by_role("option").nth(1).click()
+    page.wait_for_selector("#fm-info:has-text('se_net / se2')")
+    _wait_idle(page)
+    for selector in ("#fm-grid img", "#fm-overlay img", "#fm-plot img"):
+        assert page.locator(selector).first.get_attribute("src")
+    assert page.locator("#fm-stats").inner_text().count("\n") > 10
+
+    shot = tmp_path / "ui.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+    page.close()
