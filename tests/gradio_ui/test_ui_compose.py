@@ -1,0 +1,53 @@
+"""docker-compose.yml: accepted by `docker-compose config` (Debian's v1, or the `docker compose` plugin).
+
+No Docker engine runs on the development machines, so nothing is built or started here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    reason = "neither docker-compose nor the docker compose plugin is installed (run .ci/install-browser.sh)"
+    print(f"SKIP: {reason}")
+    pytest.skip(reason)
+
+
+def test_compose_config_accepts_the_file() -> None:
+    result = subprocess.run(
+        [*_compose(), "-f", str(REPO / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    ts, ui = config["services"]["torchserve"], config["services"]["ui"]
+    assert ui["depends_on"]["torchserve"]["condition"] == "service_healthy"
+    assert "healthcheck.py" in " ".join(ts["healthcheck"]["test"])
+    mounts = " ".join(str(v) for v in ts["volumes"])
+    assert "/srv/model_store" in mounts and "serving/config.properties" in mounts
+    assert ui["environment"]["CIFARLENS_KEY_FILE"].startswith("/srv/ts/")
+
+
+def test_compose_files_exist_and_are_consistent() -> None:
+    """The files the compose file mounts are in the repository, and the config keeps token auth on."""
+    for path in ("docker/Dockerfile", "docker/torchserve-entrypoint.sh", "docker/healthcheck.py"):
+        assert (REPO / path).is_file(), path
+    props = (REPO / "serving" / "config.properties").read_text()
+    assert "disable_token_authorization=false" in props
+    assert "/srv/ts/key_file.json" in (REPO / "docker" / "healthcheck.py").read_text()
