@@ -6,6 +6,7 @@ hand-made hooks; the CLI's `featuremaps` command and the ONNX export both use it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,12 +37,15 @@ class FeatureModel(nn.Module):
         super().__init__()
         self.layers = resolve_layers(model, layers)
         nodes = {name: name for name in self.layers}
-        # The logits are the output of the net's last node.
-        self.extractor = create_feature_extractor(
-            model.eval(),
-            return_nodes={**nodes, **_output_node(model)},
-            tracer_kwargs={"leaf_modules": LEAF_MODULES},
-        )
+        with warnings.catch_warnings():
+            # InceptionNet's eval graph is a subsequence of its train graph (no auxiliary heads): expected.
+            warnings.filterwarnings("ignore", message=".*subsequence of those obtained in train mode")
+            # The logits are the output of the net's last node.
+            self.extractor = create_feature_extractor(
+                model.eval(),
+                return_nodes={**nodes, **_output_node(model)},
+                tracer_kwargs={"leaf_modules": LEAF_MODULES},
+            )
         # The extractor shares its modules with `model`: keep the whole wrapper in eval mode,
         # or a caller that restores train mode (torch.onnx.export does) would flip the net too.
         self.eval()

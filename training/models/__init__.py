@@ -5,7 +5,8 @@ Training, export, serving and the UI all build nets through `create_model`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from training.models.base import CifarNet
 from training.models.inception_net import InceptionNet

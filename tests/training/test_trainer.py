@@ -1,0 +1,66 @@
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from training.checkpoint import checkpoint_dict, load_checkpoint, model_from_checkpoint, save_checkpoint
+from training.config import TrainConfig, recipe
+from training.constants import CLASSES, MEAN
+from training.models import create_model
+from training.trainer import fit
+
+
+def tiny_config(data_dir: Path, out_dir: Path, **kw) -> TrainConfig:
+    base = recipe("plain_cnn", "smoke")
+    return replace(
+        base, data_dir=str(data_dir), out_dir=str(out_dir), epochs=2, batch_size=16, per_class=0, test_per_class=0,
+        augment="seed", ema_decay=0.9, progress=False, threads=1, **kw,
+    )  # fmt: skip
+
+
+def test_resume_ends_with_the_same_weights(tiny_image_folder: Path, tmp_path: Path) -> None:
+    straight = tiny_config(tiny_image_folder, tmp_path / "a")
+    fit(straight)
+    first_half = tiny_config(tiny_image_folder, tmp_path / "b", stop_after=1)
+    fit(first_half)
+    assert load_checkpoint(tmp_path / "b" / "plain_cnn" / "last.pt")["epoch"] == 1
+    fit(replace(first_half, stop_after=0, resume=True))
+    a = load_checkpoint(tmp_path / "a" / "plain_cnn" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "plain_cnn" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key, value in a["train_state"]["model"].items():
+        torch.testing.assert_close(value, b["train_state"]["model"][key], rtol=1e-5, atol=1e-6, msg=key)
+    assert a["train_state"]["history"][1]["val_acc"] == b["train_state"]["history"][1]["val_acc"]
+
+
+def test_run_writes_every_output(tiny_image_folder: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_image_folder, tmp_path)
+    metrics = fit(cfg)
+    run = tmp_path / "plain_cnn"
+    for name in ("best.pt", "last.pt", "metrics.json", "history.csv", "curves.png", "confusion.png", "config.json"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("model", "val_acc", "test_acc", "epochs", "train_seconds", "images_per_second", "device", "params",
+                "mflops"):  # fmt: skip
+        assert key in saved, key
+    assert saved == metrics and saved["epochs"] == 2 and saved["test_images"] == 40
+    best = load_checkpoint(run / "best.pt")
+    assert best["metrics"]["test_acc"] == saved["test_acc"]
+    assert best["config"]["model"] == "plain_cnn" and "train_state" not in best
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("se_net", drop_block=0.2).eval()
+    ckpt = checkpoint_dict(model, "se_net", config={"lr": 0.1}, epoch=3, metrics={"val_acc": 0.5})
+    path = save_checkpoint(ckpt, tmp_path / "x.pt")
+    restored, loaded = model_from_checkpoint(path)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+    assert loaded["classes"] == list(CLASSES) and loaded["normalization"]["mean"] == list(MEAN)
+    assert loaded["model_kwargs"]["drop_block"] == 0.2 and loaded["epoch"] == 3
+    assert loaded["feature_layers"] == list(model.feature_layers)
+    # Half-precision copies (the shipped weights) load back into float32.
+    half, _ = model_from_checkpoint(save_checkpoint(checkpoint_dict(model, "se_net", half=True), tmp_path / "h.pt"))
+    torch.testing.assert_close(half(x), model(x), rtol=1e-2, atol=1e-2)

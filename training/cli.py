@@ -1,0 +1,179 @@
+"""Command line: `python -m training {train,train-all,evaluate,featuremaps,samples,report}`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from training.config import PROFILES, add_config_arguments, config_from_args
+from training.data import DataError
+from training.models import list_models
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.trainer import fit
+
+    fit(config_from_args(args, args.model, args.profile))
+    return 0
+
+
+def cmd_train_all(args: argparse.Namespace) -> int:
+    from training.report import write_report
+    from training.trainer import fit
+
+    models = args.models or list_models()
+    configs = [config_from_args(args, m, args.profile) for m in models]
+    for cfg in configs:
+        print(f"\n=== {cfg.model} ({args.profile}) ===")
+        fit(cfg)
+    report = write_report(Path(configs[0].out_dir), models)
+    print(f"\nwrote {report}")
+    print(report.read_text())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from training import plots
+    from training.checkpoint import model_from_checkpoint
+    from training.constants import CLASSES
+    from training.data import TensorLoader, load_cifar10
+    from training.engine import evaluate
+    from training.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    model, ckpt = model_from_checkpoint(args.checkpoint, device)
+    data_dir = args.data_dir if args.data_dir is not None else ckpt["config"].get("data_dir")
+    images, labels = load_cifar10(data_dir, "test")
+    loader = TensorLoader(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device), 1000)
+    result = evaluate(model, loader, device, tta=args.tta, progress=True)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent
+    png = plots.plot_confusion(result.confusion, out / "confusion.png", title=f"{ckpt['model']}: test {result.acc:.4f}")
+    print(f"{ckpt['model']} (epoch {ckpt['epoch']}): test accuracy {result.acc:.4f} on {result.images} images"
+          f"{' with flip TTA' if args.tta else ''}")  # fmt: skip
+    for name, acc in zip(CLASSES, result.per_class_acc):
+        print(f"  {name:10s} {acc:.4f}")
+    print(f"confusion matrix: {png}")
+    (out / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "test_acc": result.acc,
+                "tta": args.tta,
+                "per_class": dict(zip(CLASSES, result.per_class_acc)),
+                "confusion": result.confusion,
+            },
+            indent=1,
+        )  # fmt: skip
+    )
+    return 0
+
+
+def cmd_featuremaps(args: argparse.Namespace) -> int:
+    from training.checkpoint import model_from_checkpoint
+    from training.featuremaps import save_featuremaps
+
+    model, _ = model_from_checkpoint(args.checkpoint)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "featuremaps"
+    layers = [args.layer] if args.layer else None
+    for path in save_featuremaps(model, Path(args.image), out, layers, max_channels=args.max_channels):
+        print(path)
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from training import plots
+    from training.constants import CLASSES
+    from training.data import build_augmentation, load_cifar10, per_class_subset, to_float
+
+    images, labels = load_cifar10(args.data_dir, "train")
+    idx = per_class_subset(labels, args.per_class, args.seed)
+    idx = idx[np.argsort(labels[idx], kind="stable")]
+    out = Path(args.out)
+    titles = [CLASSES[i] for i in labels[idx]]
+    print(plots.plot_image_grid(images[idx], titles, out / "samples.png"))
+    torch.manual_seed(args.seed)
+    aug = build_augmentation(args.augment)
+    picked = torch.from_numpy(images[idx[:: args.per_class]])  # one image per class
+    variants = [picked.numpy()] + [
+        (aug(to_float(picked)).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy() for _ in range(5)
+    ]
+    grid = np.stack(variants, axis=1).reshape(-1, *images.shape[1:])
+    grid_titles = [f"{CLASSES[labels[i]]}" if k == 0 else f"{args.augment} #{k}" for i in idx[:: args.per_class]
+                   for k in range(len(variants))]  # fmt: skip
+    print(plots.plot_image_grid(grid, grid_titles, out / f"augmented_{args.augment}.png", cols=len(variants)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from training.report import write_report
+
+    path = write_report(Path(args.runs))
+    print(path.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one net")
+    p.add_argument("--model", required=True, choices=list_models())
+    p.add_argument("--profile", default="full", choices=PROFILES, help="recipe the options override")
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-all", help="train every net with its recipe, then write runs/report.md")
+    p.add_argument("--profile", default="full", choices=PROFILES)
+    p.add_argument("--models", nargs="+", choices=list_models())
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train_all)
+
+    p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
+    p.add_argument("checkpoint")
+    p.add_argument("--data-dir", default=None, help="ImageFolder root (default: the checkpoint's)")
+    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="folder for confusion.png (default: beside the checkpoint)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("featuremaps", help="PNG grids of the channels of each inspectable layer")
+    p.add_argument("checkpoint")
+    p.add_argument("image")
+    p.add_argument("--layer", default=None, help="one layer (default: all the net declares)")
+    p.add_argument("--max-channels", type=int, default=64)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_featuremaps)
+
+    p = sub.add_parser("samples", help="PNG grids of training images and of augmented variants")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default="runs/samples")
+    p.add_argument("--augment", default="seed")
+    p.add_argument("--per-class", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_samples)
+
+    p = sub.add_parser("report", help="rewrite runs/report.md from the runs' metrics.json")
+    p.add_argument("--runs", default="runs")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The training loop, written once for every net: `train_one_epoch` and `evaluate`."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from training.constants import NUM_CLASSES
+
+
+def split_outputs(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(logits, auxiliary logits) of a net's training-mode output, whatever its form."""
+    if isinstance(outputs, (tuple, list)):
+        return outputs[0], list(outputs[1:])
+    return outputs, []
+
+
+def compute_loss(
+    outputs: torch.Tensor | tuple[torch.Tensor, ...],
+    targets: torch.Tensor,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    aux_weight: float = 0.3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Main loss plus `aux_weight` times each auxiliary loss; also returns the main logits."""
+    logits, aux = split_outputs(outputs)
+    loss = criterion(logits, targets)
+    for a in aux:
+        loss = loss + aux_weight * criterion(a, targets)
+    return loss, logits
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op elsewhere (bf16 does not pay on CPUs without AMX)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class EpochStats:
+    loss: float = 0.0
+    acc: float = 0.0
+    images: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
+    *,
+    step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    aux_weight: float = 0.3,
+    amp: bool = True,
+    total: int | None = None,
+    desc: str = "train",
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> EpochStats:
+    """One pass over `batches`; the scheduler steps per batch when given. Returns loss, accuracy, speed."""
+    model.train()
+    stats = EpochStats()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    start = time.perf_counter()
+    bar = tqdm(batches, total=total, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+    for step, (x, y) in enumerate(bar):
+        with autocast(device, amp):
+            outputs = model(x)
+            loss, logits = compute_loss(outputs, y, criterion, aux_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        stats.images += len(y)
+        stats.steps += 1
+        if on_step is not None:
+            on_step(step)
+        if progress and (step % 10 == 0 or step + 1 == total):
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / stats.images:.3f}",
+                acc=f"{correct.item() / stats.images:.3f}",
+                img_s=f"{stats.images / max(elapsed, 1e-9):.0f}",
+            )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats.seconds = time.perf_counter() - start
+    if stats.images:
+        stats.loss = loss_sum.item() / stats.images
+        stats.acc = correct.item() / stats.images
+    return stats
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    acc: float
+    per_class_acc: list[float]
+    confusion: list[list[int]] = field(repr=False)
+    images: int = 0
+    seconds: float = 0.0
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    tta: bool = False,
+    amp: bool = True,
+    num_classes: int = NUM_CLASSES,
+    progress: bool = False,
+    desc: str = "eval",
+) -> EvalResult:
+    """Loss, accuracy, per-class accuracy and confusion matrix; `tta` averages with the flipped image."""
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    n = 0
+    start = time.perf_counter()
+    for x, y in tqdm(batches, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        with autocast(device, amp):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        pred = logits.argmax(1)
+        confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
+        n += len(y)
+    seconds = time.perf_counter() - start
+    conf = confusion.cpu()
+    per_class = (conf.diag().float() / conf.sum(1).clamp_min(1).float()).tolist()
+    acc = conf.diag().sum().item() / max(n, 1)
+    return EvalResult(loss_sum.item() / max(n, 1), acc, per_class, conf.tolist(), n, seconds)

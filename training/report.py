@@ -1,0 +1,50 @@
+"""runs/report.md: the three nets compared, from each run's metrics.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training import plots
+from training.models import list_models
+
+
+def collect(runs_dir: Path, models: list[str] | None = None) -> list[dict[str, Any]]:
+    """metrics.json of every net that has one, in registry order."""
+    rows = []
+    for name in models or list_models():
+        path = runs_dir / name / "metrics.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def write_report(runs_dir: Path, models: list[str] | None = None) -> Path:
+    """Write report.md and report.png under `runs_dir`; fails if no net has metrics yet."""
+    rows = collect(runs_dir, models)
+    if not rows:
+        raise FileNotFoundError(f"no {runs_dir}/<model>/metrics.json found: train first")
+    plots.plot_report_bars(rows, runs_dir / "report.png")
+    lines = [
+        "# CIFAR-10: the three nets compared",
+        "",
+        "Test accuracy is measured once, on the best checkpoint by validation accuracy"
+        + (" with flip test-time augmentation." if all(r.get("tta") for r in rows) else "."),
+        "",
+        "| model | params | MFLOPs/image | val acc | test acc | epochs | training time | images/s | device |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['mflops']:.1f} | {r['val_acc']:.4f} | {r['test_acc']:.4f} "
+            f"| {r['epochs']} | {r['train_seconds'] / 60:.1f} min | {r['images_per_second']:.0f} | {r['device']} |"
+        )
+    lines += ["", "![accuracy and training time](report.png)", ""]
+    for r in rows:
+        m = r["model"]
+        lines.append(f"- **{m}**: [curves]({m}/curves.png), [confusion matrix]({m}/confusion.png), "
+                     f"[history]({m}/history.csv), [metrics]({m}/metrics.json)")  # fmt: skip
+    path = runs_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
