@@ -44,14 +44,22 @@ def parity_images(data_dir: str | Path | None, n: int = PARITY_IMAGES, seed: int
     Real CIFAR-10 test images when `data_dir` (an ImageFolder root with test/) is readable;
     otherwise seeded noise, and the returned source says so (it is written to the metadata).
     """
+    from PIL import Image
+
     from training.preprocess import to_array
 
     if data_dir is not None and (Path(data_dir) / "test").is_dir():
-        images = _read_test_images(Path(data_dir), n)
-        from PIL import Image
+        images, source = _read_test_images(Path(data_dir), n), f"cifar10 test images from {data_dir}"
+    elif data_dir is None and _torchvision_copy() is not None:
+        from training.data import load_cifar10
 
+        all_images, _ = load_cifar10(None, "test")  # already downloaded: no network
+        images, source = _spread(all_images, n), f"cifar10 test images from {_torchvision_copy()}"
+    else:
+        images = None
+    if images is not None:
         x = np.stack([to_array(Image.fromarray(img)) for img in images]).astype(np.float32)
-        return x, f"cifar10 test images from {data_dir}"
+        return x, source
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     return x, "random noise (no CIFAR-10 test data found; pass --data-dir)"
@@ -65,15 +73,29 @@ def _read_test_images(root: Path, n: int) -> list[np.ndarray]:
         load_cifar10 = None
     if load_cifar10 is not None:
         images, _ = load_cifar10(root, "test")
-        idx = np.linspace(0, len(images) - 1, num=min(n, len(images))).round().astype(int)
-        return [images[i] for i in idx]
+        return _spread(images, n)
     from PIL import Image
 
     files = sorted(p for p in (root / "test").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
         raise FileNotFoundError(f"no images under {root / 'test'}")
-    idx = np.linspace(0, len(files) - 1, num=min(n, len(files))).round().astype(int)
-    return [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
+    return [np.asarray(Image.open(f).convert("RGB")) for f in _spread(files, n)]
+
+
+def _spread(items: Sequence[Any], n: int) -> list[Any]:
+    """`n` items evenly spaced over a sequence sorted by class, so every class is represented."""
+    idx = np.linspace(0, len(items) - 1, num=min(n, len(items))).round().astype(int)
+    return [items[i] for i in idx]
+
+
+def _torchvision_copy() -> Path | None:
+    """The torchvision download of `make train-all` without DATA_DIR (./data/cifar-10-batches-py), if any."""
+    try:
+        from training.data import DEFAULT_DOWNLOAD_ROOT
+    except ImportError:
+        return None
+    path = DEFAULT_DOWNLOAD_ROOT / "cifar-10-batches-py"
+    return path if path.is_dir() else None
 
 
 def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""Integration against a real TorchServe (the session `torchserve` fixture): REST answers, feature maps, errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from serving import ARCHIVE_VERSION, FEATURE_ROUTE, METADATA_FILE
+from serving.responses import decode_activations
+from training.models import list_models
+
+MODELS = list_models()
+TIMEOUT = 60
+N_IMAGES = 16
+
+
+def post(server, path: str, data: bytes | None, content_type: str = "image/jpeg", auth: bool = True):
+    headers = {"Content-Type": content_type, **(server.headers("inference") if auth else {})}
+    return requests.post(f"{server.inference_url}/predictions/{path}", data=data, headers=headers, timeout=TIMEOUT)
+
+
+def feature_path(model: str, layer: str | None = None) -> str:
+    return f"{model}/{ARCHIVE_VERSION}/{FEATURE_ROUTE}" + (f"/{layer}" if layer else "")
+
+
+def max_response_size(server) -> int:
+    text = (server.workdir / "config.properties").read_text()
+    return int(re.search(r"^max_response_size=(\d+)", text, re.M).group(1))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_predictions_match_in_process_onnxruntime(torchserve, serving_artifacts: Path, cifar10_test_jpegs, model: str):
+    """16 real test images, sent concurrently (so dynamic batching mixes them), each answered on its own."""
+    from serving.predictor import Predictor
+    from training.preprocess import preprocess
+
+    images = cifar10_test_jpegs(N_IMAGES)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda item: post(torchserve, model, item[1]), images))
+    local = Predictor(serving_artifacts / model).predict(np.stack([preprocess(jpeg) for _, jpeg in images]))
+    for resp, probs in zip(responses, local, strict=True):
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["model"] == model and body["backend"] == "onnxruntime"
+        top = body["predictions"]
+        assert len(top) == 5
+        assert top[0]["index"] == int(probs.argmax())
+        for p in top:
+            assert p["probability"] == pytest.approx(float(probs[p["index"]]), abs=1e-5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_feature_maps_of_every_layer(torchserve, serving_artifacts: Path, model: str) -> None:
+    meta = json.loads((serving_artifacts / model / METADATA_FILE).read_text())
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(buf, "PNG")
+    limit = max_response_size(torchserve)
+    listing = post(torchserve, feature_path(model), None, content_type="application/octet-stream")
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["layers"] == [{"name": d["name"], "shape": d["shape"]} for d in meta["feature_layers"]]
+    sizes = {}
+    for layer in meta["feature_layers"]:
+        resp = post(torchserve, feature_path(model, layer["name"]), buf.getvalue(), content_type="image/png")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["layer"] == layer["name"] and body["shape"] == layer["shape"]
+        assert decode_activations(body).shape == tuple(layer["shape"])
+        assert len(body["channel_mean"]) == len(body["channel_max"]) == layer["shape"][0]
+        assert Image.open(io.BytesIO(base64.b64decode(body["grid_png"]))).format == "PNG"
+        sizes[layer["name"]] = len(resp.content)
+        assert len(resp.content) < limit, f"{layer['name']}: {len(resp.content)} bytes over max_response_size {limit}"
+    print(f"{model}: largest feature response {max(sizes.values())} bytes ({max(sizes, key=sizes.get)})")
+
+
+def _big_png() -> bytes:
+    from serving import MAX_IMAGE_BYTES
+
+    side = int((MAX_IMAGE_BYTES / 3) ** 0.5) + 64
+    noise = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG", compress_level=0)
+    return buf.getvalue()
+
+
+BAD = {
+    "not_an_image": ("se_net", b"definitely not an image", "image/jpeg", 400),
+    "empty_body": ("se_net", b"", "image/jpeg", 400),
+    "over_10_mb": ("se_net", None, "image/png", 413),  # body built lazily
+    "unknown_layer": (feature_path("se_net", "nope"), None, "image/png", 404),
+    "unknown_model": ("no_such_model", None, "image/png", 404),
+    "unknown_version": (feature_path("se_net").replace(ARCHIVE_VERSION, "9.9"), None, "image/png", 404),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_then_good(torchserve, case: str) -> None:
+    good = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(good, "PNG")
+    path, body, ctype, code = BAD[case]
+    if body is None:
+        body = _big_png() if case == "over_10_mb" else good.getvalue()
+    resp = post(torchserve, path, body, content_type=ctype)
+    assert resp.status_code == code, resp.text
+    payload = resp.json()
+    assert payload["code"] == code
+    assert payload.get("error") or payload.get("message")  # ours, or TorchServe's own for an unknown model
+    after = post(torchserve, "se_net", good.getvalue(), content_type="image/png")
+    assert after.status_code == 200, after.text
+
+
+def test_mixed_concurrent_requests(torchserve) -> None:
+    """Good and bad requests at once: dynamic batching groups them, each gets its own status."""
+    good = io.BytesIO()
+    Image.new("L", (100, 80), 90).save(good, "JPEG")
+    bodies = [good.getvalue(), b"garbage", good.getvalue(), b""] * 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda b: post(torchserve, "plain_cnn", b).status_code, bodies))
+    assert codes == [200, 400, 200, 400] * 4
+
+
+def test_token_auth_is_on(torchserve) -> None:
+    resp = post(torchserve, "se_net", b"x", auth=False)
+    assert 400 <= resp.status_code < 500
+    assert torchserve.key_file.is_file()
+
+
+def test_metrics_prometheus(torchserve) -> None:
+    resp = requests.get(f"{torchserve.metrics_url}/metrics", timeout=TIMEOUT)
+    assert resp.status_code == 200 and "ts_inference_requests_total" in resp.text
+
+
+def test_models_registered_with_settings(torchserve) -> None:
+    headers = torchserve.headers("management")
+    for model in MODELS:
+        resp = requests.get(f"{torchserve.management_url}/models/{model}", headers=headers, timeout=TIMEOUT)
+        assert resp.status_code == 200, resp.text
+        info = resp.json()[0]
+        assert info["modelVersion"] == ARCHIVE_VERSION
+        assert info["batchSize"] == 8 and info["maxBatchDelay"] == 5
+        assert info["minWorkers"] == info["maxWorkers"] == 1
