@@ -12,7 +12,7 @@ PROFILE ?= full
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test lint train-all clean
+.PHONY: install test lint train-all samples
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # --- training (issue 2) ---
+# DATA_DIR empty: torchvision downloads CIFAR-10 into data/; else an ImageFolder root (train/, test/).
+TRAIN_ARGS ?=
+DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+train-all: install
+	$(PY) -m training train-all --profile $(PROFILE) --device $(DEVICE) $(DATA_ARG) $(TRAIN_ARGS)
+
+samples: install
+	$(PY) -m training samples $(DATA_ARG)
 
 # --- export and serving (issue 3) ---
 # make export [DATA_DIR=...]: runs/<model>/best.pt -> artifacts/<model>/{model.onnx, model.ts, metadata.json},
