@@ -6,7 +6,8 @@ Reuse from any test (the UI's included) by asking for the fixture by name:
   repository) or None; `cifar10_test_jpegs(n)` gives n real test JPEGs as bytes (skips when absent).
 - `serving_artifacts`: artefact folder (`<dir>/<model>/{model.onnx, model.ts, metadata.json}`) of
   freshly initialised, seeded nets of every registered model, exported with the parity check.
-- `serving_model_store`: `model_store` folder with one ONNX Runtime archive per model.
+- `serving_model_store`: `model_store` folder with one ONNX Runtime archive per model (or the
+  folder named by $CIFARLENS_TEST_MODEL_STORE, to skip the export).
 - `torchserve`: a `serving.server.Server` started once per session in the foreground, on free
   ports, with its own working directory (TEMP/TMPDIR, key_file.json, logs) and token auth on;
   `torchserve.inference_url`, `.management_url`, `.metrics_url`, `.headers("inference")` give what
@@ -27,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Parity on fewer images than `make export` (256) keeps the session short; the tolerance is the same.
 TEST_PARITY_IMAGES = 64
 SEED = 0
+# Reuse archives built elsewhere (e.g. by an outer test session) instead of exporting again.
+MODEL_STORE_ENV = "CIFARLENS_TEST_MODEL_STORE"
 
 
 def _find_cifar10() -> Path | None:
@@ -89,14 +92,21 @@ def serving_artifacts(
 
 
 @pytest.fixture(scope="session")
-def serving_model_store(serving_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ONNX Runtime archive per model, built by `serving.archive`."""
+def serving_model_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX Runtime archive per model, built by `serving.archive` from `serving_artifacts`.
+
+    With MODEL_STORE_ENV set to a folder of .mar files, those archives are used as they are (no export).
+    """
     from serving.archive import build_archive
     from training.models import list_models
 
+    prebuilt = os.environ.get(MODEL_STORE_ENV)
+    if prebuilt:
+        return Path(prebuilt)
+    artifacts = request.getfixturevalue("serving_artifacts")
     store = tmp_path_factory.mktemp("model_store")
     for name in list_models():
-        build_archive(name, serving_artifacts, store)
+        build_archive(name, artifacts, store)
     return store
 
 

@@ -62,3 +62,16 @@ def test_parse_route_errors(route: str, code: int) -> None:
     with pytest.raises(RequestError) as info:
         parse_route(route)
     assert info.value.code == code
+
+
+def test_serving_hot_path_imports_no_torch() -> None:
+    """The modules shipped in the archives (and used by the UI's local backend) never import torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import serving.service, serving.predictor, serving.responses; "
+        "bad = [m for m in ('torch', 'torchvision') if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -147,3 +147,31 @@ def test_models_registered_with_settings(torchserve) -> None:
         assert info["modelVersion"] == ARCHIVE_VERSION
         assert info["batchSize"] == 8 and info["maxBatchDelay"] == 5
         assert info["minWorkers"] == info["maxWorkers"] == 1
+
+
+def test_server_stopped_when_a_test_fails(serving_model_store: Path, tmp_path: Path) -> None:
+    """A failing test inside a session that started TorchServe: the fixture still stops it (and its workers)."""
+    import os
+    import subprocess
+    import sys
+
+    from serving.server import _alive
+
+    repo = Path(__file__).resolve().parents[2]
+    record = tmp_path / "server.txt"
+    inner = tmp_path / "test_inner_failure.py"
+    inner.write_text(
+        "from pathlib import Path\n\n\n"
+        "def test_fails(torchserve):\n"
+        f"    Path({str(record)!r}).write_text(str(torchserve.pid))\n"
+        "    raise AssertionError('deliberate failure')\n"
+    )
+    env = {**os.environ, "CIFARLENS_TEST_MODEL_STORE": str(serving_model_store)}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(inner)]
+    cmd += ["--rootdir", str(tmp_path), "-c", os.devnull]
+    result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 1 and "deliberate failure" in result.stdout, result.stdout + result.stderr
+    pid = int(record.read_text())
+    assert not _alive(pid), f"TorchServe launcher {pid} still running"
+    leftovers = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    assert not leftovers, f"processes of the server's group still running: {leftovers}"
