@@ -7,13 +7,13 @@ on the page as is: it says what went wrong and what to do.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import requests
 
@@ -30,6 +30,7 @@ ENV_TOKEN = "CIFARLENS_TOKEN"
 ENV_MANAGEMENT_TOKEN = "CIFARLENS_MANAGEMENT_TOKEN"
 ENV_KEY_FILE = "CIFARLENS_KEY_FILE"
 ENV_TIMEOUT = "CIFARLENS_TIMEOUT"
+OCTET_STREAM = "application/octet-stream"
 
 
 class BackendError(RuntimeError):
@@ -195,18 +196,20 @@ class TorchServeBackend:
             return cached[1]
         from serving import FEATURE_ROUTE
 
-        body = self._request("POST", self._prediction_url(model, FEATURE_ROUTE), "inference", data=_blank_png())
+        url = self._prediction_url(model, FEATURE_ROUTE)
+        body = self._request("POST", url, "inference", data=b"", headers={"Content-Type": OCTET_STREAM})
         self._listings[model] = (now, body)
         return body
 
     def predict(self, model: str, image: bytes) -> dict[str, Any]:
-        return self._request("POST", self._prediction_url(model), "inference", data=image)
+        return self._request("POST", self._prediction_url(model), "inference", data=image, headers=_image_type(image))
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
+        """The layer goes in the path: TorchServe 0.12 drops the query string before the handler."""
         from serving import FEATURE_ROUTE
 
-        url = self._prediction_url(model, FEATURE_ROUTE)
-        return self._request("POST", url, "inference", params={"layer": layer}, data=image)
+        url = self._prediction_url(model, f"{FEATURE_ROUTE}/{quote(layer, safe='')}")
+        return self._request("POST", url, "inference", data=image, headers=_image_type(image))
 
 
 def default_key_file() -> Path:
@@ -231,21 +234,21 @@ def _error_message(resp: requests.Response, kind: str) -> str:
         detail = body.get("error") or body.get("message") or json.dumps(body)
     except ValueError:
         detail = resp.text.strip()[:200] or resp.reason
-    if resp.status_code == 401:
+    if resp.status_code == 401 or (resp.status_code == 400 and "token" in str(detail).lower()):
         return (
-            f"TorchServe refused the {kind} token (401): {detail}. Set {ENV_TOKEN}/{ENV_MANAGEMENT_TOKEN} or point "
+            f"TorchServe refused the {kind} token ({resp.status_code}): {detail}. Set {ENV_TOKEN}/{ENV_MANAGEMENT_TOKEN} or point "
             f"{ENV_KEY_FILE} at the key_file.json of the running server (keys also expire after 60 minutes)."
         )
     return f"TorchServe answered {resp.status_code}: {detail}"
 
 
-def _blank_png() -> bytes:
-    """A 32x32 grey PNG, the body of a listing request (TorchServe routes only requests with a body)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
-    return buf.getvalue()
+def _image_type(image: bytes) -> dict[str, str]:
+    """A Content-Type that is not a form: TorchServe parses form bodies and fails on image bytes."""
+    if image.startswith(b"\x89PNG"):
+        return {"Content-Type": "image/png"}
+    if image.startswith(b"\xff\xd8"):
+        return {"Content-Type": "image/jpeg"}
+    return {"Content-Type": OCTET_STREAM}
 
 
 class LocalBackend:
@@ -285,11 +288,11 @@ class LocalBackend:
                 raise BackendError(f"cannot load {model}: {exc}", status=404) from None
         return self._predictors[model]
 
-    def _call(self, model: str, image: bytes | None, route: str | None, layer: str | None = None) -> dict[str, Any]:
+    def _call(self, model: str, image: bytes | None, route: str | None) -> dict[str, Any]:
         """One request through `serving.service.handle_batch`, exactly as the TorchServe handler answers it."""
         from serving.service import Request, handle_batch
 
-        reply = handle_batch(self._predictor(model), [Request(body=image, route=route, layer=layer)])[0]
+        reply = handle_batch(self._predictor(model), [Request(body=image, route=route)])[0]
         body = json.loads(reply.body)
         if reply.status >= 400:
             raise BackendError(f"{model} answered {reply.status}: {body.get('error', body)}", status=reply.status)
@@ -306,4 +309,4 @@ class LocalBackend:
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
         from serving import FEATURE_ROUTE
 
-        return self._call(model, image, FEATURE_ROUTE, layer)
+        return self._call(model, image, f"{FEATURE_ROUTE}/{layer}")

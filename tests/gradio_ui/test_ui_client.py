@@ -27,7 +27,7 @@ def test_local_listing(local_backend: LocalBackend) -> None:
     body = local_backend.listing("se_net")
     assert body["model"] == "se_net"
     assert body["classes"] == list(CLASSES)
-    assert body["metrics"]["epochs"] == 1
+    assert body["metrics"]["test_acc"] == 0.1
     assert body["layers"] and all(len(d["shape"]) == 3 for d in body["layers"])
 
 
@@ -157,7 +157,7 @@ def test_rest_feature_routes(fake_server) -> None:
     backend.listing("plain_cnn")  # cached: no second request
     assert sum(p.startswith("/predictions/plain_cnn/1.0/feature_maps") for _, p, _ in _Fake.seen) == 1
     backend.feature_maps("plain_cnn", "conv1", b"png")
-    assert _Fake.seen[-1][1] == "/predictions/plain_cnn/1.0/feature_maps?layer=conv1"
+    assert _Fake.seen[-1][1] == "/predictions/plain_cnn/1.0/feature_maps/conv1"
 
 
 def test_rest_rereads_key_file_after_restart(fake_server) -> None:

@@ -1,0 +1,69 @@
+"""The page's callbacks against a real TorchServe (the session's `torchserve` fixture of tests/conftest.py).
+
+Both backends serve the same artefacts, so the REST answers must equal the in-process ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradio_ui import app
+from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
+from training.models import list_models
+
+
+@pytest.fixture(scope="module")
+def rest(torchserve) -> TorchServeBackend:
+    return TorchServeBackend(
+        torchserve.inference_url, management_url=torchserve.management_url, key_file=torchserve.key_file, timeout=60
+    )
+
+
+def test_models_and_status(rest: TorchServeBackend) -> None:
+    assert rest.models() == list_models()
+    assert rest.ping() == "Healthy"
+    status, banner, names, first = app.on_load(rest)
+    assert status.startswith("✓") and "torchserve" in status
+    assert names == list_models() and first == names[0]
+    assert "barely trained" in banner
+
+
+def test_rest_answers_equal_local_ones(rest: TorchServeBackend, local_backend: LocalBackend, example_image) -> None:
+    body = app.image_bytes(example_image[0])
+    for model in list_models():
+        assert rest.listing(model) == local_backend.listing(model)
+        assert rest.predict(model, body) == local_backend.predict(model, body)
+    layer = rest.listing("inception_net")["layers"][2]["name"]
+    remote = rest.feature_maps("inception_net", layer, body)
+    local = local_backend.feature_maps("inception_net", layer, body)
+    assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
+
+
+def test_callbacks_over_rest(rest: TorchServeBackend, example_image) -> None:
+    image, label = example_image
+    status, names, labels, panels = app.predict_all(rest, image, label)
+    assert status.startswith("✓") and names == list_models()
+    assert all(v is not None and len(v) == 5 for v in labels)
+    assert all("latency" in p and "test accuracy **10.0 %**" in p for p in panels)
+    choices, first, _ = app.layer_choices(rest, "se_net")
+    assert first == choices[0][1]
+    act, info = app.fetch_feature_maps(rest, image, "se_net", choices[-1][1])
+    assert act is not None and "via torchserve" in info
+    grid, overlay, stats, _ = app.render_feature_maps(act, image, 16, "viridis")
+    assert grid is not None and overlay is not None and len(stats) == act.shape[0]
+
+
+def test_errors_from_the_server_reach_the_page(rest: TorchServeBackend, torchserve, example_image) -> None:
+    act, info = app.fetch_feature_maps(rest, example_image[0], "se_net", "no_such_layer")
+    assert act is None and "404" in info and "unknown layer" in info
+    with pytest.raises(BackendError, match="400"):
+        rest.predict("se_net", b"definitely not an image")
+    wrong = TorchServeBackend(
+        torchserve.inference_url, management_url=torchserve.management_url, token="wrong", management_token="wrong"
+    )
+    status = app.status_markdown(wrong)
+    assert "not available" in status and "401" in status
+    text, _, labels, _ = app.predict_all(wrong, example_image[0], None)
+    assert "401" in text and labels == [None] * app.NUM_SLOTS
