@@ -52,6 +52,9 @@ BACKEND ?= onnxruntime
 INFERENCE_PORT ?= 8080
 MANAGEMENT_PORT ?= 8081
 METRICS_PORT ?= 8082
+# TorchServe also opens two gRPC ports; a second server on this machine needs other ones too.
+GRPC_INFERENCE_PORT ?= 7070
+GRPC_MANAGEMENT_PORT ?= 7071
 SERVE_WORKDIR ?= .ts_tmp/serve
 LOG_DIR ?= logs
 # TOKEN_AUTH=false turns token authorisation off (local work only).
@@ -68,6 +71,7 @@ archive: install
 serve: install
 	$(PY) -m serving.server start --model-store $(MODEL_STORE) --workdir $(SERVE_WORKDIR) --log-dir $(LOG_DIR) \
 		--inference-port $(INFERENCE_PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT) \
+		--grpc-inference-port $(GRPC_INFERENCE_PORT) --grpc-management-port $(GRPC_MANAGEMENT_PORT) \
 		$(if $(filter false,$(TOKEN_AUTH)),--no-token-auth)
 
 stop: install

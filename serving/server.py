@@ -12,6 +12,7 @@ file live there) and server.pid. Two servers with different workdirs and ports n
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -22,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,11 +39,14 @@ STOP_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True)
 class Ports:
-    """Inference, management and metrics ports."""
+    """Inference, management and metrics ports, and the two gRPC ports TorchServe always opens
+    (two servers with the default 7070/7071 collide even when their HTTP ports differ)."""
 
     inference: int = 8080
     management: int = 8081
     metrics: int = 8082
+    grpc_inference: int = 7070
+    grpc_management: int = 7071
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Server:
     pid: int
     token_auth: bool = True
     process: subprocess.Popen | None = field(default=None, repr=False)
+    log_dir: Path | None = None
 
     @property
     def inference_url(self) -> str:
@@ -80,7 +85,7 @@ class Server:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def free_ports(n: int = 3) -> list[int]:
+def free_ports(n: int = len(fields(Ports))) -> list[int]:
     """`n` distinct ports that are free right now (for tests beside a running server)."""
     import socket
 
@@ -114,6 +119,8 @@ def write_config(
         "inference_address": f"http://{HOST}:{ports.inference}",
         "management_address": f"http://{HOST}:{ports.management}",
         "metrics_address": f"http://{HOST}:{ports.metrics}",
+        "grpc_inference_port": str(ports.grpc_inference),
+        "grpc_management_port": str(ports.grpc_management),
         "model_store": str(model_store),
         "disable_token_authorization": "false" if token_auth else "true",
     }
@@ -142,10 +149,10 @@ def start_server(
 ) -> Server:
     """Start TorchServe on the archives of `model_store` and (by default) wait until it is healthy.
 
-    `foreground=True` keeps the server a child of this process (tests: stopped with `stop`, and
-    with this process); `foreground=False` detaches it (`make serve`): its output goes to
-    `<log_dir>/torchserve.out` and `python -m serving.server stop` ends it later through server.pid.
-    Either way TorchServe itself runs with `--foreground` in its own process group.
+    `foreground=True` ties the server to this process (tests): `stop(server)` ends it, and so does
+    this interpreter's exit. `foreground=False` leaves it running after this process (`make serve`);
+    `python -m serving.server stop` ends it later through server.pid. Either way TorchServe runs with
+    `--foreground` in its own process group, its output in `<log_dir>/torchserve.out`.
     """
     workdir = Path(workdir).resolve()
     model_store = Path(model_store).resolve()
@@ -193,7 +200,9 @@ def start_server(
     )
     out.close()
     (workdir / PID_FILE).write_text(f"{process.pid}\n")
-    server = Server(workdir, ports, process.pid, token_auth, process if foreground else None)
+    server = Server(workdir, ports, process.pid, token_auth, process, log_dir)
+    if foreground:
+        atexit.register(stop, server)
     if wait:
         try:
             wait_healthy(server, timeout=timeout, models=names)
@@ -241,13 +250,17 @@ def wait_healthy(server: Server, timeout: float = START_TIMEOUT_S, models: Seque
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process is not None and server.process.poll() is not None:
-            raise RuntimeError(f"TorchServe exited with {server.process.returncode}; see {server.workdir}/logs")
+            raise RuntimeError(f"TorchServe exited with {server.process.returncode}; see {_logs(server)}")
         if server.process is None and not _alive(server.pid):
-            raise RuntimeError(f"TorchServe (pid {server.pid}) exited; see its logs")
+            raise RuntimeError(f"TorchServe (pid {server.pid}) exited; see {_logs(server)}")
         if ping(server) and models_ready(server, models):
             return
         time.sleep(1.0)
-    raise TimeoutError(f"TorchServe not healthy after {timeout:.0f} s; see {server.workdir}/logs")
+    raise TimeoutError(f"TorchServe not healthy after {timeout:.0f} s; see {_logs(server)}")
+
+
+def _logs(server: Server) -> str:
+    return f"{server.log_dir or server.workdir / 'logs'}/torchserve.out and ts_log.log"
 
 
 def _alive(pid: int) -> bool:
@@ -260,36 +273,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Live TorchServe processes (launcher, JVM, workers) of process group `pgid`, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields_ = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        state, group = fields_[0], int(fields_[2])
+        if group == pgid and state != "Z" and any(m in cmdline for m in _SERVER_MARKERS):
+            members.append(int(stat.parent.name))
+    return members
+
+
+_SERVER_MARKERS = ("torchserve", "org.pytorch.serve", "model_service_worker")
+
+
 def _running_pid(workdir: Path) -> int | None:
-    """The pid in `workdir`/server.pid if that process is still a torchserve launcher, else None."""
+    """The process group recorded in `workdir`/server.pid if TorchServe processes still run in it, else None."""
     try:
         pid = int((workdir / PID_FILE).read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (OSError, ValueError, IndexError):
         return None
-    return pid if "torchserve" in cmdline else None
+    return pid if _group_members(pid) else None
 
 
 def stop(server: Server | None = None, workdir: str | Path = DEFAULT_WORKDIR, timeout: float = STOP_TIMEOUT_S) -> bool:
-    """Stop one server (the given one, or the one recorded in `workdir`): SIGTERM to its process group,
-    SIGKILL after `timeout`. Returns False when nothing was running."""
+    """Stop one server (the given one, or the one recorded in `workdir`): SIGTERM to its process group
+    (launcher, JVM and workers), SIGKILL for what is left after `timeout`. False when nothing was running."""
     workdir = server.workdir if server else Path(workdir).resolve()
     pid = server.pid if server else _running_pid(workdir)
-    if pid is None or not _alive(pid):
+    if server is not None and server.process is not None:
+        server.process.poll()  # reap an exited launcher so that it no longer counts
+    if pid is None or not _group_members(pid):
         (workdir / PID_FILE).unlink(missing_ok=True)
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while _group_members(pid) and time.monotonic() < deadline:
         if server is not None and server.process is not None:
-            if server.process.poll() is not None:
-                break
-        elif not _alive(pid):
-            break
+            server.process.poll()
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)  # the JVM or a worker that ignored SIGTERM
+    if _group_members(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
     if server is not None and server.process is not None:
         server.process.wait(timeout=10)
     (workdir / PID_FILE).unlink(missing_ok=True)
@@ -305,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--inference-port", type=int, default=Ports.inference)
     parser.add_argument("--management-port", type=int, default=Ports.management)
     parser.add_argument("--metrics-port", type=int, default=Ports.metrics)
+    parser.add_argument("--grpc-inference-port", type=int, default=Ports.grpc_inference)
+    parser.add_argument("--grpc-management-port", type=int, default=Ports.grpc_management)
     parser.add_argument("--no-token-auth", action="store_true", help="local work only: no bearer tokens")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
     args = parser.parse_args(argv)
@@ -312,7 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = stop(workdir=args.workdir)
         print("TorchServe stopped" if stopped else f"no TorchServe running from {args.workdir}")
         return 0
-    ports = Ports(args.inference_port, args.management_port, args.metrics_port)
+    ports = Ports(
+        args.inference_port,
+        args.management_port,
+        args.metrics_port,
+        args.grpc_inference_port,
+        args.grpc_management_port,
+    )
     try:
         server = start_server(
             args.model_store,

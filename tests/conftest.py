@@ -120,7 +120,7 @@ def torchserve(serving_model_store: Path, tmp_path_factory: pytest.TempPathFacto
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("TorchServe needs Java (java on PATH or JAVA_HOME)")
     workdir = tmp_path_factory.mktemp("torchserve")
-    server = start_server(serving_model_store, Ports(*free_ports(3)), workdir, foreground=True, token_auth=True)
+    server = start_server(serving_model_store, Ports(*free_ports()), workdir, foreground=True, token_auth=True)
     try:
         yield server
     finally:
