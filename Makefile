@@ -78,5 +78,27 @@ stop: install
 	$(PY) -m serving.server stop --workdir $(SERVE_WORKDIR)
 
 # --- UI (issue 4) ---
+# make ui [UI_BACKEND=torchserve|local] [UI_HOST=127.0.0.1] [UI_PORT=7860]: the Gradio inspection page, in front
+#   of `make serve` (URL and token from CIFARLENS_URL / CIFARLENS_TOKEN / CIFARLENS_KEY_FILE, else this
+#   Makefile's ports and $(SERVE_WORKDIR)/key_file.json) or, with UI_BACKEND=local, ONNX Runtime in process.
+# make demo: on a fresh clone, checkpoints (runs/, else committed weights/, else `make train-all PROFILE=smoke`)
+#   -> export -> archive -> serve -> the page; prints both URLs; Ctrl-C stops both.
+UI_BACKEND ?= torchserve
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 7860
+UI_URL_ARGS = $(if $(CIFARLENS_URL),,--url http://127.0.0.1:$(INFERENCE_PORT) --management-url http://127.0.0.1:$(MANAGEMENT_PORT))
+UI_KEY_ARGS = $(if $(CIFARLENS_KEY_FILE)$(CIFARLENS_TOKEN),,--key-file $(SERVE_WORKDIR)/key_file.json)
+UI_ARGS = --host $(UI_HOST) --port $(UI_PORT) $(UI_URL_ARGS) $(UI_KEY_ARGS)
+
+.PHONY: ui demo
+
+ui: install
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m gradio_ui --backend $(UI_BACKEND) --artifacts $(ARTIFACTS_DIR) $(UI_ARGS) \
+		$(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+demo: install
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m gradio_ui.demo --make "$(MAKE)" --runs $(RUNS_DIR) \
+		--artifacts $(ARTIFACTS_DIR) $(UI_ARGS)
+
 
 # --- benchmarks (issue 5) ---

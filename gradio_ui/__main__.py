@@ -14,13 +14,19 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 
-def make_backend(kind: str, artifacts: str, url: str | None = None, key_file: str | None = None):
+def make_backend(
+    kind: str,
+    artifacts: str,
+    url: str | None = None,
+    management_url: str | None = None,
+    key_file: str | None = None,
+):
     """The backend named on the command line (TorchServe settings otherwise from the environment)."""
     from gradio_ui.client import LocalBackend, TorchServeBackend
 
     if kind == "local":
         return LocalBackend(artifacts)
-    return TorchServeBackend.from_env(url=url, key_file=key_file)
+    return TorchServeBackend.from_env(url=url, management_url=management_url, key_file=key_file)
 
 
 def data_note() -> str:
@@ -43,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--artifacts", default="artifacts", help="exported models for --backend local")
     parser.add_argument("--url", default=None, help="TorchServe inference URL (default: $CIFARLENS_URL or :8080)")
+    parser.add_argument("--management-url", default=None, help="default: $CIFARLENS_MANAGEMENT_URL or :8081")
     parser.add_argument("--key-file", default=None, help="TorchServe key_file.json (default: $CIFARLENS_KEY_FILE)")
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 root for the gallery (default: $DATA_DIR)")
     args = parser.parse_args(argv)
@@ -50,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gradio_ui.app import build_app, launch
     from gradio_ui.examples import load_examples
 
-    backend = make_backend(args.backend, args.artifacts, args.url, args.key_file)
+    backend = make_backend(args.backend, args.artifacts, args.url, args.management_url, args.key_file)
     examples = load_examples(args.data_dir)
     demo = build_app(backend, examples, data_note=data_note())
     print(
