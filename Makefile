@@ -89,6 +89,8 @@ UI_PORT ?= 7860
 UI_URL_ARGS = $(if $(CIFARLENS_URL),,--url http://127.0.0.1:$(INFERENCE_PORT) --management-url http://127.0.0.1:$(MANAGEMENT_PORT))
 UI_KEY_ARGS = $(if $(CIFARLENS_KEY_FILE)$(CIFARLENS_TOKEN),,--key-file $(SERVE_WORKDIR)/key_file.json)
 UI_ARGS = --host $(UI_HOST) --port $(UI_PORT) $(UI_URL_ARGS) $(UI_KEY_ARGS)
+# Through a variable: a literal $(MAKE) in the recipe would make `make -n demo` run the demo for real.
+UI_SUBMAKE = $(MAKE)
 
 .PHONY: ui demo
 
@@ -97,7 +99,7 @@ ui: install
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 demo: install
-	GRADIO_ANALYTICS_ENABLED=False $(PY) -m gradio_ui.demo --make "$(MAKE)" --runs $(RUNS_DIR) \
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m gradio_ui.demo --make "$(UI_SUBMAKE)" --runs $(RUNS_DIR) \
 		--artifacts $(ARTIFACTS_DIR) $(UI_ARGS)
 
 
