@@ -75,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if source == "train":
         print("No checkpoints under runs/ and no weights/: training every net with PROFILE=smoke (barely trained).")
-        _make(args.make, "train-all", "PROFILE=smoke", f"RUNS_DIR={runs}")
+        train_args = os.environ.get("TRAIN_ARGS", "")
+        if "--out-dir" not in train_args:
+            train_args = f"{train_args} --out-dir {runs}".strip()
+        _make(args.make, "train-all", "PROFILE=smoke", f"TRAIN_ARGS={train_args}")
         folder = runs
     _make(args.make, "export", f"RUNS_DIR={folder}", f"ARTIFACTS_DIR={args.artifacts}")
     _make(args.make, "archive", f"ARTIFACTS_DIR={args.artifacts}")
