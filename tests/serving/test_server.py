@@ -81,6 +81,25 @@ def test_feature_maps_of_every_layer(torchserve, serving_artifacts: Path, model:
     print(f"{model}: largest feature response {max(sizes.values())} bytes ({max(sizes, key=sizes.get)})")
 
 
+def test_layer_as_form_field(torchserve) -> None:
+    """The other way to name the layer: a multipart form with the image and a `layer` field."""
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(buf, "PNG")
+    url = f"{torchserve.inference_url}/predictions/{feature_path('se_net')}"
+    files = {"data": ("x.png", buf.getvalue(), "image/png")}
+    resp = requests.post(url, files=files, data={"layer": "se2"}, headers=torchserve.headers(), timeout=TIMEOUT)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["layer"] == "se2"
+
+
+def test_query_string_does_not_reach_the_handler(torchserve) -> None:
+    """Documents TorchServe 0.12: the query is dropped from url_path, so `?layer=` yields the listing."""
+    url = f"{torchserve.inference_url}/predictions/{feature_path('se_net')}?layer=se2"
+    headers = {"Content-Type": "application/octet-stream", **torchserve.headers()}
+    resp = requests.post(url, data=b"", headers=headers, timeout=TIMEOUT)
+    assert resp.status_code == 200 and "layers" in resp.json()
+
+
 def _big_png() -> bytes:
     from serving import MAX_IMAGE_BYTES
 
