@@ -3,7 +3,8 @@
 Overrides `initialize` and `handle` of BaseHandler: the model is an ONNX graph (or a TorchScript
 module) from `serving.export`, never a `torch.load`ed pickle, and the request logic lives in
 `serving.service` (shipped beside this file with --extra-files). TorchServe requires this file to
-define exactly one class.
+define exactly one class. On the ONNX Runtime backend nothing here imports torch (TorchServe's own
+BaseHandler and worker do, which is outside the hot path).
 """
 
 from __future__ import annotations

@@ -83,6 +83,9 @@ class Predictor:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim == 3:
             batch = batch[None]
+        size = self.metadata["image_size"]
+        if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
+            raise ValueError(f"expected a (N, 3, {size}, {size}) batch (see training.preprocess), got {batch.shape}")
         unknown = [o for o in outputs if o not in self.output_names]
         if unknown:
             raise KeyError(f"unknown output(s) {unknown}; {self.name} has {', '.join(self.output_names)}")
