@@ -113,6 +113,13 @@ def status_markdown(backend: Backend) -> str:
     """One line on where the page gets its answers and whether that works right now."""
     names, error = model_names(backend)
     where = f"**{backend.name}** at `{backend.location}`"
+    if not error:
+        try:
+            health = backend.ping()
+            if health != "Healthy":
+                error = f"it reports itself {health}."
+        except BackendError as exc:
+            error = str(exc)
     if error:
         return f"⚠ Backend {where} is not available: {error} The page keeps working; retry any time."
     return f"✓ Backend {where} · models: {', '.join(names)}"

@@ -47,6 +47,8 @@ class Backend(Protocol):
     name: str
     location: str
 
+    def ping(self) -> str: ...
+
     def models(self) -> list[str]: ...
 
     def listing(self, model: str) -> dict[str, Any]: ...
@@ -183,7 +185,7 @@ class TorchServeBackend:
         try:
             body = self._request("GET", f"{self.management_url}/models", "management", params={"limit": 100})
         except BackendError as exc:
-            if exc.status in (401, 403) and self._key("inference"):
+            if exc.status in (400, 401, 403) and self._key("inference"):
                 return list_models()
             raise
         return order_models([m["modelName"] for m in body.get("models", [])])
@@ -267,6 +269,11 @@ class LocalBackend:
     @property
     def location(self) -> str:
         return f"{self.artifacts} (in process, {self.engine})"
+
+    def ping(self) -> str:
+        """'Healthy' once at least one exported model is there."""
+        self.models()
+        return "Healthy"
 
     def models(self) -> list[str]:
         from serving import METADATA_FILE

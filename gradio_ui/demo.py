@@ -54,6 +54,10 @@ def _make(make: str, *args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradio_ui.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--make", default=os.environ.get("MAKE", "make"), help="the make to call targets with")
@@ -68,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="only say where the checkpoints come from")
     args = parser.parse_args(argv)
 
+    # Ctrl-C and SIGTERM both end in the `finally` below, even where the caller started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     runs = Path(args.runs)
     source, folder = checkpoint_source(runs, Path(args.weights), _models())
     print(f"checkpoints: {source}" + (f" ({folder})" if folder else " (none yet: smoke training)"), flush=True)
@@ -105,10 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         # A second Ctrl-C must not leave TorchServe running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nstopping TorchServe ...", flush=True)
         subprocess.run([*args.make.split(), "--no-print-directory", "stop"], check=False)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the server started: nothing to stop
+        sys.exit(130)
