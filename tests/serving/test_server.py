@@ -182,8 +182,11 @@ def test_models_registered_with_settings(torchserve) -> None:
         assert info["minWorkers"] == info["maxWorkers"] == 1
 
 
-def test_server_stopped_when_a_test_fails(serving_model_store: Path, tmp_path: Path) -> None:
-    """A failing test inside a session that started TorchServe: the fixture still stops it (and its workers)."""
+def test_server_stopped_when_a_test_fails(torchserve, serving_model_store: Path, tmp_path: Path) -> None:
+    """A failing test inside a session that started TorchServe: the fixture still stops it (and its workers).
+
+    The inner server runs beside this session's one (own ports, TEMP and workdir); stopping it leaves ours up.
+    """
     import os
     import subprocess
     import sys
@@ -208,3 +211,6 @@ def test_server_stopped_when_a_test_fails(serving_model_store: Path, tmp_path: P
     assert not _alive(pid), f"TorchServe launcher {pid} still running"
     leftovers = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
     assert not leftovers, f"processes of the server's group still running: {leftovers}"
+    from serving.server import ping
+
+    assert ping(torchserve), "the session's server went down with the inner one"
