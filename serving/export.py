@@ -168,6 +168,7 @@ def export_checkpoint(
 
     metrics = {k: ckpt.get("metrics", {})[k] for k in METRIC_KEYS if k in ckpt.get("metrics", {})}
     metrics.setdefault("epochs", ckpt.get("epoch"))
+    metrics["best_epoch"] = ckpt.get("epoch")  # the epoch whose weights these are (best validation accuracy)
     metrics.setdefault("params", sum(p.numel() for p in model.parameters()))
     metadata: dict[str, Any] = {
         "model": ckpt["model"],
