@@ -40,11 +40,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_device(device: torch.device) -> str:
     """A human description of where a run happened, stored with its metrics."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
 
 
 def count_params(model: nn.Module) -> int:
@@ -188,8 +199,7 @@ def fit(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
 
     seed_everything(cfg.seed)
     data = Data(cfg, device, log)
-    cuda = device.type == "cuda"
-    channels_last = cfg.channels_last and cuda
+    channels_last = cfg.channels_last
     train_loader = data.loader("train", cfg, channels_last)
     val_loader = data.loader("val", cfg, channels_last)
     steps_per_epoch = len(train_loader)
@@ -199,7 +209,7 @@ def fit(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
 
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # faster with oneDNN on CPUs too (measured)
     params, mflops = count_params(model), forward_mflops(model)
     log(f"{cfg.model}: {params / 1e6:.3f}M parameters, {mflops:.1f} MFLOPs/image, device {describe_device(device)}")
     optimizer = make_optimizer(model, cfg)
@@ -278,7 +288,8 @@ def fit(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
                 desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", progress=cfg.progress, on_step=on_step,
             )  # fmt: skip
             train_seconds += stats.seconds
-            val = evaluate(eval_model, val_loader, device, tta=cfg.tta, amp=cfg.amp)
+            # Per-epoch validation without TTA (half the cost); the final test uses cfg.tta.
+            val = evaluate(eval_model, val_loader, device, amp=cfg.amp)
             lr = optimizer.param_groups[0]["lr"]
             if sched_when == "epoch":
                 scheduler.step()
@@ -337,8 +348,9 @@ def finalize(
 
     ckpt = load_checkpoint(run_dir / "best.pt")
     model, _ = model_from_checkpoint(ckpt, device)
-    channels_last = cfg.channels_last and device.type == "cuda"
-    test = evaluate(model, data.loader("test", cfg, channels_last), device, tta=cfg.tta, amp=cfg.amp)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    test = evaluate(model, data.loader("test", cfg, cfg.channels_last), device, tta=cfg.tta, amp=cfg.amp)
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)
     metrics = {
         "model": cfg.model,
