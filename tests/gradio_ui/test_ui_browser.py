@@ -69,9 +69,10 @@ def browser() -> Iterator:
 
 
 def _wait_idle(page) -> None:
-    """Until no Gradio event is pending (no progress tracker is showing)."""
+    """Until no Gradio event is pending: every component's status tracker is hidden again."""
     page.wait_for_function(
-        "() => !document.querySelector('.progress-text, .eta-bar')",
+        """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+                 .every(e => e.classList.contains('hide'))""",
         timeout=TIMEOUT_MS,
     )
 
