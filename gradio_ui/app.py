@@ -203,7 +203,7 @@ def predict_all(
     if error:
         return f"⚠ {error}", names, labels, panels
     body_bytes = image_bytes(image)
-    failures = 0
+    failures, first_error = 0, ""
     for i, model in enumerate(models[:slots]):
         names[i] = model
         listing = _listing(backend, model)
@@ -213,13 +213,16 @@ def predict_all(
             body = backend.predict(model, body_bytes)
         except BackendError as exc:
             failures += 1
+            first_error = first_error or str(exc)
             panels[i] = net_markdown(model, None, None, metrics, true_label, error=str(exc))
             continue
         latency_ms = 1000 * (time.perf_counter() - start)
         labels[i] = label_value(body)
         panels[i] = net_markdown(model, body, latency_ms, metrics, true_label)
     shown = min(len(models), slots)
-    if failures:
+    if failures and failures == shown:
+        status = f"⚠ No net answered: {first_error}"
+    elif failures:
         status = f"⚠ {failures} of {shown} nets failed to answer (see their panels); the others are shown."
     else:
         status = f"✓ {shown} nets answered via {backend.name} at `{backend.location}`."
