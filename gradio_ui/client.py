@@ -139,7 +139,9 @@ class TorchServeBackend:
         explicit = self.token if kind == "inference" else self.management_token
         if explicit:
             return explicit
-        if self.key_file is None:
+        if self.key_file is None or not self.key_file.is_file():
+            # No key file (yet): send no token, so an unreachable server is reported as such, and a
+            # refusal says where the key file was expected.
             return None
         return read_key_file(self.key_file).get(kind) or None
 
@@ -163,7 +165,10 @@ class TorchServeBackend:
         except requests.RequestException as exc:
             raise BackendError(f"request to {url} failed: {exc}") from None
         if resp.status_code >= 400:
-            raise BackendError(_error_message(resp, kind), status=resp.status_code)
+            message = _error_message(resp, kind)
+            if resp.status_code in (400, 401) and self._key(kind) is None and self.key_file is not None:
+                message += f" No key file at {self.key_file}: is this the server `make serve` started?"
+            raise BackendError(message, status=resp.status_code)
         try:
             return resp.json()
         except ValueError:

@@ -197,9 +197,17 @@ def test_rest_unreachable_says_so() -> None:
 def test_rest_missing_key_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="make serve"):
         read_key_file(tmp_path / "key_file.json")
-    backend = TorchServeBackend("http://127.0.0.1:1", key_file=tmp_path / "key_file.json")
-    with pytest.raises(BackendError, match="not found"):
+    backend = TorchServeBackend(f"http://127.0.0.1:{_free_port()}", key_file=tmp_path / "key_file.json")
+    with pytest.raises(BackendError, match="unreachable"):  # the likelier cause comes first
         backend.predict("se_net", b"png")
+
+
+def test_rest_missing_key_file_with_server_up(fake_server, tmp_path: Path) -> None:
+    url, _ = fake_server
+    backend = TorchServeBackend(url, management_url=url, key_file=tmp_path / "nowhere.json", timeout=5)
+    with pytest.raises(BackendError, match="401.*No key file at") as exc:
+        backend.predict("se_net", b"png")
+    assert str(tmp_path / "nowhere.json") in str(exc.value)
 
 
 def test_from_env(tmp_path: Path) -> None:
