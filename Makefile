@@ -104,3 +104,23 @@ demo: install
 
 
 # --- benchmarks (issue 5) ---
+# make bench [DATA_DIR=...]: training images/s (naive loop vs the project's), then serving latency and throughput
+#   (eager, TorchScript, ONNX Runtime in process vs REST through TorchServe, judged against the issue's targets)
+#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine.
+# make bench-train / make bench-serve: one of the two; BENCH_SERVE_ARGS=--quick validates the serving script.
+BENCH_SERVE_ARGS ?=
+BENCH_TRAIN = $(PY) -m benchmarks.train_cpu $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+BENCH_SERVE = $(PY) -m benchmarks.serve --runs $(RUNS_DIR) --artifacts $(ARTIFACTS_DIR) --model-store $(MODEL_STORE) \
+	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_SERVE_ARGS)
+
+.PHONY: bench bench-train bench-serve
+
+bench: install
+	$(BENCH_TRAIN)
+	$(BENCH_SERVE)
+
+bench-train: install
+	$(BENCH_TRAIN)
+
+bench-serve: install
+	$(BENCH_SERVE)

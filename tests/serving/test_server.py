@@ -172,13 +172,18 @@ def test_metrics_prometheus(torchserve) -> None:
 
 
 def test_models_registered_with_settings(torchserve) -> None:
+    import yaml
+
+    from serving.archive import MODEL_CONFIG
+
+    settings = yaml.safe_load(MODEL_CONFIG.read_text())
     headers = torchserve.headers("management")
     for model in MODELS:
         resp = requests.get(f"{torchserve.management_url}/models/{model}", headers=headers, timeout=TIMEOUT)
         assert resp.status_code == 200, resp.text
         info = resp.json()[0]
         assert info["modelVersion"] == ARCHIVE_VERSION
-        assert info["batchSize"] == 8 and info["maxBatchDelay"] == 5
+        assert info["batchSize"] == settings["batchSize"] and info["maxBatchDelay"] == settings["maxBatchDelay"]
         assert info["minWorkers"] == info["maxWorkers"] == 1
 
 
