@@ -19,6 +19,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -255,17 +256,60 @@ class Client:
             self.conn = None
 
 
+_PROM_LINE = re.compile(r"^(ts_\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$")
+TS_COUNTERS = ("ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
+
+
+def ts_counters(server: Server, model: str) -> dict[str, float]:
+    """TorchServe's own request counters for `model` (Prometheus endpoint, no token); {} when unreadable."""
+    try:
+        conn = http.client.HTTPConnection(HOST, server.ports.metrics, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode("utf-8", "replace")
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _PROM_LINE.match(line.strip())
+        if m and m.group(1) in TS_COUNTERS and f'model_name="{model}"' in m.group(2):
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))
+    return out
+
+
+def ts_breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean time per request as TorchServe counts it (arrival to answer) and in its queue, in ms.
+
+    Client latency minus `ts_mean_ms` is HTTP and the client; `ts_mean_ms` minus the in-process service time is
+    the frontend, the batch wait and the worker protocol.
+    """
+    if not before or not after:
+        return {}
+    n = after.get(TS_COUNTERS[0], 0.0) - before.get(TS_COUNTERS[0], 0.0)
+    if n <= 0:
+        return {}
+    mean = (after.get(TS_COUNTERS[1], 0.0) - before.get(TS_COUNTERS[1], 0.0)) / n / 1e3
+    queue = (after.get(TS_COUNTERS[2], 0.0) - before.get(TS_COUNTERS[2], 0.0)) / n / 1e3
+    return {"ts_mean_ms": round(mean, 3), "ts_queue_ms": round(queue, 3)}
+
+
 def rest_sequential(
-    server: Server, path: str, jpegs: list[bytes], n: int, args: argparse.Namespace
+    server: Server, model: str, path: str, jpegs: list[bytes], n: int, args: argparse.Namespace
 ) -> tuple[dict[str, Any], list[str]]:
-    """One client, one request at a time: latency percentiles, failures and the answer size."""
+    """One client, one request at a time: latency percentiles, failures, the answer size and TorchServe's
+    own mean time per request over the timed requests."""
     client = Client(server)
     try:
-        lat = time_calls(lambda i: client.post(path, jpegs[i % len(jpegs)]), n, args.warmup, args.time_cap)
+        for i in range(args.warmup):
+            client.post(path, jpegs[i % len(jpegs)])
+        before = ts_counters(server, model)
+        lat = time_calls(lambda i: client.post(path, jpegs[i % len(jpegs)]), n, 0, args.time_cap)
+        after = ts_counters(server, model)
     finally:
         client.close()
     # Warm-up failures count too: every request must succeed.
     row = {"n": len(lat), **pct(lat), "failed": len(client.failures), "response_bytes": client.last_size}
+    row.update(ts_breakdown(before, after))
     return row, client.failures
 
 
@@ -332,7 +376,7 @@ def rest(
         print(f"TorchServe healthy in {time.perf_counter() - t0:.0f} s (workdir {workdir})", flush=True)
         for name in names:
             path = f"/predictions/{name}"
-            row, f = rest_sequential(server, path, jpegs, args.requests, args)
+            row, f = rest_sequential(server, name, path, jpegs, args.requests, args)
             groups["rest_sequential"].append({"model": name, **row})
             failures += f
             print({"model": name, "rest": "sequential", **row}, flush=True)
@@ -345,7 +389,7 @@ def rest(
             largest = max(layers, key=lambda d: int(np.prod(d["shape"])))["name"]
             for label, layer in (("mid", mid), ("largest", largest)):
                 fpath = f"/predictions/{name}/{ARCHIVE_VERSION}/{FEATURE_ROUTE}/{layer}"
-                row, f = rest_sequential(server, fpath, jpegs, max(args.requests // 5, 10), args)
+                row, f = rest_sequential(server, name, fpath, jpegs, max(args.requests // 5, 10), args)
                 row = {"model": name, "layer": f"{layer} ({label})", **row}
                 groups["rest_feature_maps"].append(row)
                 failures += f
@@ -418,19 +462,25 @@ def markdown(payload: dict[str, Any]) -> str:
         f"Clients are Python threads with one keep-alive `http.client` connection each, on the same machine "
         f"(they share its cores with the server), sending real JPEG test images (`image/jpeg`). Sequential: "
         f"{s['requests']} requests, 1 client. Concurrent: {CONCURRENT_CLIENTS} clients sharing {s['requests']} "
-        f"requests; req/s over the time from the common start to the last client's end. Every loop stops "
+        f"requests; req/s over the time from the common start to the last client's end. `ts_mean_ms` and "
+        "`ts_queue_ms` are TorchServe's own mean time per request and in its queue (Prometheus counters over the "
+        "timed requests): client p50 minus those is HTTP and the client. Every loop stops "
         f"early after {s['time_cap']} s. Failed = any answer other than 200 or a connection error.\n",
         "## In process, batch 1 latency (ms)\n",
         markdown_table(payload["in_process"] + payload["service"], lat_cols),
         f"\n## In process, batch {BATCH} throughput (images/s)\n",
         markdown_table(payload["in_process"], ["model", "runtime", "threads", "b64_batches", "b64_img_s"]),
         "\n## REST, 1 sequential client, batch 1 (ms)\n",
-        markdown_table(payload["rest_sequential"], ["model", *lat_cols[3:], "failed", "response_bytes"]),
+        markdown_table(
+            payload["rest_sequential"],
+            ["model", *lat_cols[3:], "ts_mean_ms", "ts_queue_ms", "failed", "response_bytes"],
+        ),
         f"\n## REST, {CONCURRENT_CLIENTS} concurrent clients\n",
         markdown_table(payload["rest_concurrent"], ["model", "clients", "n", "req_s", *lat_cols[4:], "failed"]),
         "\n## REST, feature maps, 1 sequential client (ms)\n",
         markdown_table(
-            payload["rest_feature_maps"], ["model", "layer", "n", "p50_ms", "p95_ms", "failed", "response_bytes"]
+            payload["rest_feature_maps"],
+            ["model", "layer", "n", "p50_ms", "p95_ms", "ts_mean_ms", "failed", "response_bytes"],
         ),
         "\n## Targets\n",
         f"REST p50 at most {TARGET_P50_OVERHEAD_MS:g} ms above in-process ONNX Runtime p50 (1 thread); "
