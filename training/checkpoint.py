@@ -57,6 +57,12 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def publishable(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A copy to ship: floating-point weights in half precision, no optimiser or RNG state."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return {k: v for k, v in ckpt.items() if k != "train_state"} | {"state_dict": state}
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; anything else fails with a clear message."""
     path = Path(path)

@@ -64,3 +64,18 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     # Half-precision copies (the shipped weights) load back into float32.
     half, _ = model_from_checkpoint(save_checkpoint(checkpoint_dict(model, "se_net", half=True), tmp_path / "h.pt"))
     torch.testing.assert_close(half(x), model(x), rtol=1e-2, atol=1e-2)
+
+
+def test_publishable_copy_is_half_precision_without_training_state(tmp_path: Path) -> None:
+    from training.checkpoint import publishable
+
+    model = create_model("plain_cnn").eval()
+    ckpt = checkpoint_dict(model, "plain_cnn", metrics={"test_acc": 0.5}, train_state={"optimizer": {}})
+    shipped = publishable(ckpt)
+    assert "train_state" not in shipped and shipped["metrics"] == {"test_acc": 0.5}
+    floats = [v for v in shipped["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert ckpt["state_dict"]["head.1.weight"].dtype == torch.float32  # the original is untouched
+    restored, _ = model_from_checkpoint(save_checkpoint(shipped, tmp_path / "p.pt"))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(restored(x), model(x), rtol=1e-2, atol=1e-2)
