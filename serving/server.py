@@ -320,6 +320,9 @@ def stop(server: Server | None = None, workdir: str | Path = DEFAULT_WORKDIR, ti
     if _group_members(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+        kill_deadline = time.monotonic() + 10
+        while _group_members(pid) and time.monotonic() < kill_deadline:
+            time.sleep(0.1)
     if server is not None and server.process is not None:
         server.process.wait(timeout=10)
     (workdir / PID_FILE).unlink(missing_ok=True)
