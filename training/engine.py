@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,6 +12,10 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from training.constants import NUM_CLASSES
+from training.device import autocast
+
+# Test-time augmentation levels: 0 none, 1 mirror, 2 mirror and +-1 px translation (airbench's).
+TTA_LEVELS = (0, 1, 2)
 
 
 def split_outputs(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -34,13 +37,6 @@ def compute_loss(
     for a in aux:
         loss = loss + aux_weight * criterion(a, targets)
     return loss, logits
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere (bf16 does not pay on CPUs without AMX)."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @dataclass
@@ -122,35 +118,79 @@ class EvalResult:
     seconds: float = 0.0
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, level: int) -> dict[int, torch.Tensor]:
+    """Float logits of `x` for every TTA level up to `level`, sharing the views they have in common.
+
+    Level 1 averages the image and its mirror; level 2 averages that with the mirrored pair
+    shifted one pixel up-left and down-right (reflect padding), six views in all.
+    """
+    plain = model(x).float()
+    out = {0: plain}
+    if level >= 1:
+        out[1] = (plain + model(torch.flip(x, dims=[3])).float()) / 2
+    if level >= 2:
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        h, w = x.shape[-2:]
+        shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+        views = [model(v).float() + model(torch.flip(v, dims=[3])).float() for v in shifted]
+        out[2] = 0.5 * out[1] + 0.5 * (views[0] + views[1]) / 4
+    return out
+
+
 @torch.no_grad()
+def evaluate_levels(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    levels: Iterable[int] = (0,),
+    amp: bool = True,
+    num_classes: int = NUM_CLASSES,
+    progress: bool = False,
+    desc: str = "eval",
+) -> dict[int, EvalResult]:
+    """`evaluate` at several TTA levels in one pass: {level: loss, accuracy, per-class accuracy, confusion}."""
+    levels = sorted(set(levels))
+    if any(lv not in TTA_LEVELS for lv in levels):
+        raise ValueError(f"TTA levels must be among {TTA_LEVELS}, got {levels}")
+    model.eval()
+    confusion = {lv: torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) for lv in levels}
+    loss_sum = {lv: torch.zeros((), device=device) for lv in levels}
+    n = 0
+    start = time.perf_counter()
+    for x, y in tqdm(batches, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        with autocast(device, amp):
+            logits = tta_logits(model, x, max(levels))
+        for lv in levels:
+            loss_sum[lv] += F.cross_entropy(logits[lv], y, reduction="sum")
+            pred = logits[lv].argmax(1)
+            confusion[lv] += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(
+                num_classes, num_classes
+            )
+        n += len(y)
+    seconds = time.perf_counter() - start
+    results = {}
+    for lv in levels:
+        conf = confusion[lv].cpu()
+        per_class = (conf.diag().float() / conf.sum(1).clamp_min(1).float()).tolist()
+        acc = conf.diag().sum().item() / max(n, 1)
+        results[lv] = EvalResult(loss_sum[lv].item() / max(n, 1), acc, per_class, conf.tolist(), n, seconds)
+    return results
+
+
 def evaluate(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     *,
-    tta: bool = False,
+    tta: int | bool = 0,
     amp: bool = True,
     num_classes: int = NUM_CLASSES,
     progress: bool = False,
     desc: str = "eval",
 ) -> EvalResult:
-    """Loss, accuracy, per-class accuracy and confusion matrix; `tta` averages with the flipped image."""
-    model.eval()
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
-    n = 0
-    start = time.perf_counter()
-    for x, y in tqdm(batches, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        with autocast(device, amp):
-            logits = model(x).float()
-            if tta:
-                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        pred = logits.argmax(1)
-        confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
-        n += len(y)
-    seconds = time.perf_counter() - start
-    conf = confusion.cpu()
-    per_class = (conf.diag().float() / conf.sum(1).clamp_min(1).float()).tolist()
-    acc = conf.diag().sum().item() / max(n, 1)
-    return EvalResult(loss_sum.item() / max(n, 1), acc, per_class, conf.tolist(), n, seconds)
+    """Loss, accuracy, per-class accuracy and confusion matrix at TTA level `tta` (True: mirror)."""
+    level = int(tta)
+    return evaluate_levels(
+        model, batches, device, levels=(level,), amp=amp, num_classes=num_classes, progress=progress, desc=desc
+    )[level]
