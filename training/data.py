@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,10 +22,14 @@ from torch import nn
 
 from training.constants import CLASSES, DEFAULT_SEED, IMAGE_SIZE, MEAN, STD
 
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DEFAULT_DOWNLOAD_ROOT = Path("data")
 AUGMENTATIONS = ("none", "fast", "seed")
+FLIPS = ("none", "random", "alternate")
 
 
 class DataError(RuntimeError):
@@ -124,21 +129,76 @@ def class_counts(labels: np.ndarray) -> dict[str, int]:
     return {name: int(n) for name, n in zip(CLASSES, counts)}
 
 
-def build_augmentation(name: str) -> nn.Module:
+class RandomTranslate(nn.Module):
+    """Shift every image by its own random offset of up to `pad` px (reflect padding), in one gather.
+
+    The batched form of a padded random crop: no per-image Python and no warping, so it costs
+    about as much as a copy on any device.
+    """
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = int(pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad <= 0:
+            return x
+        n, c, h, w = x.shape
+        padded = nn.functional.pad(x, (self.pad,) * 4, mode="reflect")
+        shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), device=x.device)
+        rows = (torch.arange(h, device=x.device) + shifts[:, :1]).view(n, 1, h, 1).expand(n, c, h, w + 2 * self.pad)
+        x = padded.gather(2, rows)
+        cols = (torch.arange(w, device=x.device) + shifts[:, 1:]).view(n, 1, 1, w).expand(n, c, h, w)
+        return x.gather(3, cols)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}"
+
+
+class Cutout(nn.Module):
+    """Fill one `size` x `size` square per image, centred anywhere (so it may be cut by the border),
+    with the dataset mean (DeVries & Taylor, 2017): zero after normalisation, i.e. no information."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = int(size)
+        self.register_buffer("fill", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size <= 0:
+            return x
+        n, _, h, w = x.shape
+        centre = torch.stack(
+            [torch.randint(0, h, (n,), device=x.device), torch.randint(0, w, (n,), device=x.device)], 1
+        )
+        start = centre - self.size // 2
+        r = torch.arange(h, device=x.device).view(1, h) - start[:, :1]
+        c = torch.arange(w, device=x.device).view(1, w) - start[:, 1:]
+        rows, cols = (r >= 0) & (r < self.size), (c >= 0) & (c < self.size)
+        mask = (rows.view(n, 1, h, 1) & cols.view(n, 1, 1, w)).to(x.dtype)
+        return x * (1 - mask) + self.fill.to(x.dtype) * mask
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+def build_augmentation(name: str, translate: int = 4, cutout: int = 0) -> nn.Module:
     """Batched, per-sample random augmentation on float images in [0, 1] (before normalisation).
 
-    `seed` is the original author's recipe; `fast` (flip and translate) is what short schedules need.
+    Flips are not part of it: the loader flips (randomly or alternating by epoch, see `FLIPS`).
+    `fast` translates by up to `translate` px, then cuts out a `cutout` px square when `cutout` > 0;
+    `seed` adds the original author's rotation,
+    colour jitter and erasing (kornia).
     """
-    import kornia.augmentation as K
-
     if name == "none":
         return nn.Identity()
-    flip_crop = [K.RandomHorizontalFlip(), K.RandomCrop((IMAGE_SIZE, IMAGE_SIZE), padding=4, padding_mode="reflect")]
     if name == "fast":
-        return nn.Sequential(*flip_crop)
+        return nn.Sequential(RandomTranslate(translate), Cutout(cutout)) if cutout else RandomTranslate(translate)
     if name == "seed":
+        import kornia.augmentation as K
+
         return nn.Sequential(
-            *flip_crop,
+            RandomTranslate(translate),
             K.RandomRotation(15.0),
             K.ColorJitter(0.2, 0.2, 0.2, p=1.0),
             K.RandomErasing(scale=(0.02, 0.1), p=0.5),
@@ -168,7 +228,10 @@ class TensorLoader:
     """Batches of a uint8 image tensor kept on the training device.
 
     The order of epoch `e` is a permutation drawn from `seed + e` alone, so a resumed run can
-    skip to any batch of any epoch and see exactly the batches it would have seen.
+    skip to any batch of any epoch and see exactly the batches it would have seen. `flip`:
+    `random` flips each image with probability 1/2 in every epoch; `alternate` (airbench's
+    derandomised flip) flips a seeded random half in even epochs and the other half in odd
+    ones, so every image is seen both ways within any two consecutive epochs.
     """
 
     images: torch.Tensor  # (N, 32, 32, 3) uint8
@@ -179,9 +242,23 @@ class TensorLoader:
     drop_last: bool = False
     seed: int = DEFAULT_SEED
     channels_last: bool = False
+    flip: str = "none"
 
     def __post_init__(self) -> None:
+        if self.flip not in FLIPS:
+            raise ValueError(f"flip must be one of {FLIPS}, got {self.flip!r}")
         self.normalize = Normalize().to(self.images.device)
+
+    def flip_mask(self, epoch: int) -> torch.Tensor | None:
+        """Which images are mirrored in epoch `epoch` (None: none are); depends on seed and epoch alone."""
+        if self.flip == "none":
+            return None
+        n = len(self.labels)
+        if self.flip == "random":
+            g = torch.Generator().manual_seed(self.seed * 7919 + epoch + 1)
+            return (torch.rand(n, generator=g) < 0.5).to(self.images.device)
+        g = torch.Generator().manual_seed(self.seed * 7919)
+        return (torch.rand(n, generator=g) < 0.5).to(self.images.device) ^ bool(epoch % 2)
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -195,9 +272,12 @@ class TensorLoader:
             order = torch.randperm(n, generator=g).to(self.images.device)
         else:
             order = torch.arange(n, device=self.images.device)
+        flips = self.flip_mask(epoch)
         for i in range(start, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = to_float(self.images[idx])
+            if flips is not None:
+                x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
             if self.augment is not None:
                 x = self.augment(x)
             x = self.normalize(x)
@@ -207,3 +287,44 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches()
+
+
+class CifarData:
+    """The three parts of CIFAR-10 for one run (train, stratified val, test), as uint8 tensors on `device`."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, log: Any = print) -> None:
+        images, labels = load_cifar10(cfg.data_dir, "train")
+        if cfg.per_class:
+            keep = per_class_subset(labels, cfg.per_class, cfg.seed)
+            images, labels = images[keep], labels[keep]
+        train_idx, val_idx = stratified_split(labels, cfg.val_fraction, cfg.seed)
+        test_images, test_labels = load_cifar10(cfg.data_dir, "test")
+        if cfg.test_per_class:
+            keep = per_class_subset(test_labels, cfg.test_per_class, cfg.seed)
+            test_images, test_labels = test_images[keep], test_labels[keep]
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+        self.train = (t(images[train_idx]), t(labels[train_idx]))
+        self.val = (t(images[val_idx]), t(labels[val_idx]))
+        self.test = (t(test_images), t(test_labels))
+        for part, lab in (("train", labels[train_idx]), ("val", labels[val_idx]), ("test", test_labels)):
+            log(f"{part:5s} {len(lab):6d} images  " + " ".join(f"{k}={v}" for k, v in class_counts(lab).items()))
+
+    def loader(self, part: str, cfg: TrainConfig) -> TensorLoader:
+        """Shuffled, flipped and augmented batches of `train`; plain batches of `val` and `test`."""
+        images, labels = getattr(self, part)
+        if part == "train":
+            return TensorLoader(
+                images,
+                labels,
+                cfg.batch_size,
+                shuffle=True,
+                augment=build_augmentation(cfg.augment, cfg.translate, cfg.cutout).to(images.device),
+                drop_last=len(labels) >= 2 * cfg.batch_size,
+                seed=cfg.seed,
+                channels_last=cfg.channels_last,
+                flip=cfg.flip,
+            )
+        return TensorLoader(images, labels, cfg.eval_batch_size, channels_last=cfg.channels_last)

@@ -86,3 +86,56 @@ def test_loader_order_depends_only_on_seed_and_epoch() -> None:
     assert all(torch.equal(a, b) for a, b in zip(epoch1, again))
     assert all(torch.equal(a, b) for a, b in zip(epoch1[2:], skipped))
     assert len(epoch1) == 7 and sum(len(y) for y in epoch1) == 50
+
+
+def _loader(flip: str) -> TensorLoader:
+    images = torch.zeros(40, 32, 32, 3, dtype=torch.uint8)
+    images[:, :, :16] = 255  # left half white: a mirrored image has its white half on the right
+    return TensorLoader(images, torch.arange(40) % 10, batch_size=8, flip=flip, seed=5)
+
+
+def _mirrored(loader: TensorLoader, epoch: int) -> torch.Tensor:
+    """Per image (in dataset order), whether epoch `epoch` showed it mirrored."""
+    x = torch.cat([b for b, _ in loader.batches(epoch)])
+    return x[:, 0, 0, -1] > x[:, 0, 0, 0]
+
+
+def test_alternating_flip_mirrors_each_image_in_exactly_one_of_two_epochs() -> None:
+    loader = _loader("alternate")
+    e0, e1, e2 = (_mirrored(loader, e) for e in range(3))
+    assert torch.equal(e0, ~e1) and torch.equal(e0, e2)
+    assert 10 <= int(e0.sum()) <= 30  # about half, drawn from the seed
+
+
+def test_random_flip_is_redrawn_every_epoch_and_none_never_flips() -> None:
+    loader = _loader("random")
+    e0, e1 = _mirrored(loader, 0), _mirrored(loader, 1)
+    assert not torch.equal(e0, e1) and not torch.equal(e0, ~e1)
+    assert not _mirrored(_loader("none"), 0).any()
+
+
+def test_translate_shifts_each_image_by_at_most_pad_pixels() -> None:
+    from training.data import RandomTranslate
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 16, 16] = 1.0
+    y = RandomTranslate(2)(x)
+    rows, cols = (y[:, 0] == 1).nonzero()[:, 1], (y[:, 0] == 1).nonzero()[:, 2]
+    assert len(rows) == 64  # the dot survives in every image: a shift, not a crop that loses it
+    assert rows.min() >= 14 and rows.max() <= 18 and cols.min() >= 14 and cols.max() <= 18
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # shifts differ per image
+
+
+def test_cutout_fills_one_square_per_image_with_the_mean() -> None:
+    from training.constants import MEAN
+    from training.data import Cutout
+
+    torch.manual_seed(0)
+    x = torch.full((32, 3, 32, 32), 2.0)
+    y = Cutout(8)(x)
+    filled = y[:, 0] != 2.0
+    counts = filled.flatten(1).sum(1)
+    assert counts.max() == 8 * 8 and counts.min() > 0  # an 8x8 square, cut where it leaves the image
+    assert torch.allclose(y[:, 1][filled], torch.tensor(MEAN[1]))
+    assert torch.equal(Cutout(0)(x), x)
