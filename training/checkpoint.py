@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from training.constants import CLASSES, normalization
-from training.models import CifarNet, create_model
+from training.models import MODELS, CifarNet, create_model
 
 FORMAT = "cifarlens-checkpoint/1"
 
@@ -58,9 +58,13 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
 
 
 def publishable(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """A copy to ship: floating-point weights in half precision, no optimiser or RNG state."""
-    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    return {k: v for k, v in ckpt.items() if k != "train_state"} | {"state_dict": state}
+    """A copy to ship: half-precision weights of the inference net only (no auxiliary heads), no
+    optimiser or RNG state. It loads with `model_from_checkpoint` like any other checkpoint."""
+    kwargs = {**ckpt["model_kwargs"], **MODELS[ckpt["model"]].inference_kwargs}
+    keep = create_model(ckpt["model"], **kwargs).state_dict().keys()
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items() if k in keep}
+    shipped = {k: v for k, v in ckpt.items() if k != "train_state"}
+    return shipped | {"state_dict": state, "model_kwargs": kwargs}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

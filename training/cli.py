@@ -20,16 +20,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
-    from training.report import write_report
+    import time
+
+    from training.report import write_report, write_summary
     from training.trainer import fit
 
+    start = time.perf_counter()
     models = args.models or list_models()
     configs = [config_from_args(args, m, args.profile) for m in models]
     for cfg in configs:
         print(f"\n=== {cfg.model} ({args.profile}) ===")
         fit(cfg)
-    report = write_report(Path(configs[0].out_dir), models)
-    print(f"\nwrote {report}")
+    runs = Path(configs[0].out_dir)
+    report = write_report(runs, models)
+    total = time.perf_counter() - start
+    print(f"\nwrote {report} and {write_summary(runs, models, total)} ({total / 60:.1f} min in all)")
     print(report.read_text())
     return 0
 
@@ -40,34 +45,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training import plots
     from training.checkpoint import model_from_checkpoint
     from training.constants import CLASSES
-    from training.data import TensorLoader, load_cifar10
-    from training.engine import evaluate
-    from training.trainer import resolve_device
+    from training.data import TensorLoader, load_cifar10, per_class_subset
+    from training.device import precision, resolve_device
+    from training.trainer import test_levels
 
     device = resolve_device(args.device)
     model, ckpt = model_from_checkpoint(args.checkpoint, device)
+    model = model.to(memory_format=torch.channels_last)
     data_dir = args.data_dir if args.data_dir is not None else ckpt["config"].get("data_dir")
     images, labels = load_cifar10(data_dir, "test")
-    loader = TensorLoader(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device), 1000)
-    result = evaluate(model, loader, device, tta=args.tta, progress=True)
+    if args.per_class:
+        keep = per_class_subset(labels, args.per_class)
+        images, labels = images[keep], labels[keep]
+    loader = TensorLoader(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device), 500,
+                          channels_last=True)  # fmt: skip
+    by_tta = test_levels(model, loader, device, amp=not args.fp32)
+    headline = by_tta["flip" if args.tta else "none"]
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
-    png = plots.plot_confusion(result.confusion, out / "confusion.png", title=f"{ckpt['model']}: test {result.acc:.4f}")
-    print(f"{ckpt['model']} (epoch {ckpt['epoch']}): test accuracy {result.acc:.4f} on {result.images} images"
-          f"{' with flip TTA' if args.tta else ''}")  # fmt: skip
-    for name, acc in zip(CLASSES, result.per_class_acc):
+    png = plots.plot_confusion(
+        headline.confusion, out / "confusion.png", title=f"{ckpt['model']}: test {headline.acc:.4f}"
+    )
+    print(f"{ckpt['model']} (epoch {ckpt['epoch']}): test accuracy {headline.acc:.4f} on {headline.images} images"
+          f"{' with flip TTA' if args.tta else ''} ({precision(device, not args.fp32)})")  # fmt: skip
+    print("  by TTA: " + ", ".join(f"{name} {r.acc:.4f}" for name, r in by_tta.items()))
+    for name, acc in zip(CLASSES, headline.per_class_acc):
         print(f"  {name:10s} {acc:.4f}")
     print(f"confusion matrix: {png}")
-    (out / "evaluation.json").write_text(
-        json.dumps(
-            {
-                "test_acc": result.acc,
-                "tta": args.tta,
-                "per_class": dict(zip(CLASSES, result.per_class_acc)),
-                "confusion": result.confusion,
-            },
-            indent=1,
-        )  # fmt: skip
-    )
+    result = {
+        "model": ckpt["model"],
+        "test_acc": headline.acc,
+        "tta": args.tta,
+        "test_acc_by_tta": {name: r.acc for name, r in by_tta.items()},
+        "images": headline.images,
+        "precision": precision(device, not args.fp32),
+        "per_class": dict(zip(CLASSES, headline.per_class_acc)),
+        "confusion": headline.confusion,
+    }
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
     return 0
 
 
@@ -158,7 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
     p.add_argument("checkpoint")
     p.add_argument("--data-dir", default=None, help="ImageFolder root (default: the checkpoint's)")
-    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="headline accuracy with the horizontally flipped image "
+        "averaged in (every TTA level is printed and saved either way)",
+    )
+    p.add_argument("--per-class", type=int, default=0, help="only this many test images per class (0: all 10,000)")
+    p.add_argument("--fp32", action="store_true", help="no bf16 autocast, even where the CPU has native bf16")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="folder for confusion.png (default: beside the checkpoint)")
     p.set_defaults(func=cmd_evaluate)

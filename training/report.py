@@ -48,3 +48,38 @@ def write_report(runs_dir: Path, models: list[str] | None = None) -> Path:
     path = runs_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# Per-net fields of a run summary (train_all.json, benchmarks/results/recipe_cpu.json and train_gpu.json).
+SUMMARY_FIELDS = (
+    "test_acc",
+    "test_acc_no_tta",
+    "test_acc_flip_translate_tta",
+    "val_acc",
+    "epochs",
+    "train_seconds",
+    "images_per_second",
+    "images_seen",
+    "precision",
+)
+
+
+def summary(rows: list[dict[str, Any]], total_seconds: float, device: str) -> dict[str, Any]:
+    """{"device", "total_seconds", "models": {name: {test_acc, val_acc, epochs, train_seconds, ...}}}:
+    the shape every committed training result uses. Accuracies are fractions; `test_acc` is with flip TTA."""
+    return {
+        "device": device,
+        "total_seconds": round(total_seconds, 1),
+        "models": {r["model"]: {k: r[k] for k in SUMMARY_FIELDS if k in r} for r in rows},
+    }
+
+
+def write_summary(runs_dir: Path, models: list[str], total_seconds: float) -> Path:
+    """runs/train_all.json: the summary of the nets just trained, with the wall time of the whole command."""
+    rows = collect(runs_dir, models)
+    device = rows[0]["device"] if rows else "unknown"
+    if rows and "precision" in rows[0]:
+        device = f"{device}, {rows[0]['precision']}"
+    path = runs_dir / "train_all.json"
+    path.write_text(json.dumps(summary(rows, total_seconds, device), indent=1))
+    return path

@@ -1,61 +1,44 @@
-"""One training run from a TrainConfig: data, model, optimiser, schedule, checkpoints, metrics, plots."""
+"""One training run from a TrainConfig: data, model, optimiser, schedule, checkpoints, metrics, plots.
+
+`fit` is a short driver over a `Run` (everything the run holds) and small functions that each do
+one thing to it: plan the number of steps (from a time budget when one is set), train an epoch,
+record it, save `last.pt` for `--resume`, and test the best checkpoint at the end.
+"""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
-import platform
+import math
 import random
 import signal
-from dataclasses import asdict
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from training import plots
-from training.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
+from training.checkpoint import checkpoint_dict, load_checkpoint, model_from_checkpoint, save_checkpoint
 from training.config import TrainConfig, validate
 from training.constants import CLASSES
-from training.data import (
-    TensorLoader,
-    build_augmentation,
-    class_counts,
-    load_cifar10,
-    per_class_subset,
-    stratified_split,
-)
-from training.engine import evaluate, train_one_epoch
+from training.data import CifarData, TensorLoader
+from training.device import autocast, describe_device, precision, resolve_device
+from training.engine import compute_loss, evaluate_levels, train_one_epoch
 from training.models import CifarNet, create_model
 from training.models.layers import set_dropblock_progress
 
+__all__ = ["fit", "resolve_device", "Run"]
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_device(device: torch.device) -> str:
-    """A human description of where a run happened, stored with its metrics."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+Log = Callable[[str], Any]
+# Views per image of the final test (TTA levels 0-2 share the six views of level 2).
+TEST_VIEWS = 6
 
 
 def count_params(model: nn.Module) -> int:
@@ -75,11 +58,29 @@ def forward_mflops(model: CifarNet) -> float:
     return counter.get_total_flops() / 1e6
 
 
+def dirac_init_(model: nn.Module) -> int:
+    """Identity-initialise the first `in` filters of every conv with at least as many outputs as inputs.
+
+    Each such conv then starts by passing its input through (plus random filters for the extra
+    outputs), which lets a deep stack learn from the first step (airbench). Returns how many convs.
+    """
+    count = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.groups == 1 and m.out_channels >= m.in_channels and m.kernel_size[0] % 2:
+            with torch.no_grad():
+                nn.init.dirac_(m.weight[: m.in_channels])
+            count += 1
+    return count
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov) or Adam(W); no weight decay on biases and normalisation weights."""
+    """SGD (Nesterov) or Adam(W). Biases and norm weights: no weight decay, `norm_bias_lr_scale` x the lr."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr * cfg.norm_bias_lr_scale},
+    ]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.optimizer == "adam":
@@ -87,19 +88,52 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> tuple[Any, str]:
+def linear_warmup_decay(total_steps: int, warmup_fraction: float, start: float = 0.2) -> Callable[[int], float]:
+    """LR factor: linear from `start` to 1 over the warm-up, then linear to 0 at `total_steps` (airbench)."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return start + (1.0 - start) * step / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> tuple[Any, str]:
     """The LR schedule and when it steps: 'step' (every batch), 'epoch', 'plateau' or 'never'."""
-    total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler
+    if cfg.schedule == "linear":
+        return sched.LambdaLR(optimizer, linear_warmup_decay(total_steps, cfg.warmup_fraction)), "step"
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup_fraction), "step"
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return sched.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=cfg.warmup_fraction
+        ), "step"
     if cfg.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=total), "step"
+        return sched.CosineAnnealingLR(optimizer, T_max=total_steps), "step"
     if cfg.schedule == "step":
         return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma), "epoch"
     if cfg.schedule == "plateau":
         return sched.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=cfg.patience), "plateau"
     return sched.LambdaLR(optimizer, lambda _: 1.0), "never"
+
+
+def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """EMA update whose decay grows as min(decay, (1 + n) / (10 + n)) with the number of updates n,
+    so short runs are not dominated by their random initialisation."""
+
+    @torch.no_grad()
+    def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged.item()) if n_averaged.device.type == "cpu" else float(n_averaged.cpu())
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        if ema_params[0].is_floating_point():
+            torch._foreach_lerp_(ema_params, params, 1.0 - d)
+        else:
+            for e, p in zip(ema_params, params):
+                e.copy_(p)
+
+    return update
 
 
 def _rng_state() -> dict[str, Any]:
@@ -110,10 +144,11 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    # RNG states are CPU byte tensors; a checkpoint loaded with map_location=cuda moves them to the GPU.
+    torch.set_rng_state(state["torch"].cpu())
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def seed_everything(seed: int) -> None:
@@ -134,244 +169,347 @@ HISTORY_FIELDS = (
 )
 
 
-def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
-    """history.csv and history.json, and the loss/accuracy curves, rewritten every epoch."""
+def write_history(history: list[dict[str, float]], run_dir: Path, plot: bool = True) -> None:
+    """history.csv and history.json every epoch; the loss/accuracy curves when `plot`."""
     with open(run_dir / "history.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows(history)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-    plots.plot_curves(history, run_dir / "curves.png")
+    if plot and history:
+        plots.plot_curves(history, run_dir / "curves.png")
 
 
-class Data:
-    """The three parts of CIFAR-10 for one run, as uint8 tensors on the training device."""
+@dataclass
+class Run:
+    """Everything one `fit` holds: what it was built from, and how far it has got."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, log: Any = print) -> None:
-        images, labels = load_cifar10(cfg.data_dir, "train")
-        if cfg.per_class:
-            keep = per_class_subset(labels, cfg.per_class, cfg.seed)
-            images, labels = images[keep], labels[keep]
-        train_idx, val_idx = stratified_split(labels, cfg.val_fraction, cfg.seed)
-        test_images, test_labels = load_cifar10(cfg.data_dir, "test")
-        if cfg.test_per_class:
-            keep = per_class_subset(test_labels, cfg.test_per_class, cfg.seed)
-            test_images, test_labels = test_images[keep], test_labels[keep]
+    cfg: TrainConfig
+    device: torch.device
+    run_dir: Path
+    data: CifarData
+    model: CifarNet
+    train_model: nn.Module  # `model`, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sched_when: str
+    criterion: nn.Module
+    ema: AveragedModel | None
+    steps_per_epoch: int
+    total_steps: int
+    params: int
+    mflops: float
+    log: Log = print
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # batches of epoch `epoch` completed
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = -1.0
+    train_seconds: float = 0.0
+    last_saved: float = field(default_factory=time.monotonic)
 
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
 
-        self.train = (t(images[train_idx]), t(labels[train_idx]))
-        self.val = (t(images[val_idx]), t(labels[val_idx]))
-        self.test = (t(test_images), t(test_labels))
-        for part, lab in (("train", labels[train_idx]), ("val", labels[val_idx]), ("test", test_labels)):
-            log(f"{part:5s} {len(lab):6d} images  " + " ".join(f"{k}={v}" for k, v in class_counts(lab).items()))
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
 
-    def loader(self, part: str, cfg: TrainConfig, channels_last: bool) -> TensorLoader:
-        images, labels = getattr(self, part)
-        if part == "train":
-            return TensorLoader(
-                images,
-                labels,
-                cfg.batch_size,
-                shuffle=True,
-                augment=build_augmentation(cfg.augment).to(images.device),
-                drop_last=len(labels) >= 2 * cfg.batch_size,
-                seed=cfg.seed,
-                channels_last=channels_last,
-            )
-        return TensorLoader(images, labels, cfg.eval_batch_size, channels_last=channels_last)
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def steps_in(self, epoch: int) -> int:
+        return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
 
 
-def fit(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
-    """Train `cfg.model` as configured; writes runs/<name>/ and returns the final metrics."""
-    validate(cfg)
+def measure_throughput(
+    model: nn.Module, cfg: TrainConfig, data: CifarData, device: torch.device, warmup: int, timed: int
+) -> tuple[float, float]:
+    """Training and eval images/s of `model` here, on a throwaway copy (the run's weights and RNG are untouched)."""
+    rng = _rng_state()
+    probe = copy.deepcopy(model).train()
+    set_dropblock_progress(probe, 0.5)  # masks are sampled as in training
+    opt = torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+    ema = AveragedModel(probe, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) if cfg.ema_decay else None
+    criterion = nn.CrossEntropyLoss()
+    loader = data.loader("train", cfg)
+    batches = loader.batches(0)
+    start = 0.0
+    for i in range(warmup + timed):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        x, y = next(batches)
+        with autocast(device, cfg.amp):
+            loss, _ = compute_loss(probe(x), y, criterion)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if ema is not None:
+            ema.update_parameters(probe)
+    _sync(device)
+    train_ips = timed * cfg.batch_size / (time.perf_counter() - start)
+    probe.eval()
+    x, _ = next(iter(data.loader("val", cfg)))
+    with torch.no_grad(), autocast(device, cfg.amp):
+        probe(x)
+        _sync(device)
+        start = time.perf_counter()
+        probe(x)
+        _sync(device)
+    eval_ips = len(x) / (time.perf_counter() - start)
+    _set_rng_state(rng)
+    return train_ips, eval_ips
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plan_steps(
+    cfg: TrainConfig, model: nn.Module, data: CifarData, device: torch.device, spent: float, log: Log
+) -> TrainConfig:
+    """With `time_budget`: size the run (total steps, epochs) from the throughput measured in its first
+    steps, so that training, per-epoch validation and the final test end at the budget."""
+    if not cfg.time_budget:
+        return cfg
+    warmup, timed = (5, 20) if device.type == "cuda" else (2, 4)
+    start = time.perf_counter()
+    train_ips, eval_ips = measure_throughput(model, cfg, data, device, warmup, timed)
+    spent += time.perf_counter() - start
+    n_train, n_val, n_test = (len(data.train[1]), len(data.val[1]), len(data.test[1]))
+    spe = len(data.loader("train", cfg))
+    test_cost = TEST_VIEWS * n_test / eval_ips
+    epoch_overhead = n_val / eval_ips + cfg.epoch_overhead
+    per_step = cfg.batch_size / train_ips + epoch_overhead / spe
+    steps = max(1, int((cfg.time_budget - spent - test_cost) / per_step))
+    epochs = math.ceil(steps / spe)
+    log(
+        f"time budget {cfg.time_budget:.0f}s: {train_ips:.0f} img/s training, {eval_ips:.0f} img/s eval measured -> "
+        f"{steps} steps ({steps * cfg.batch_size / n_train:.1f} epochs of {n_train} images)"
+    )
+    return replace(cfg, total_steps=steps, epochs=epochs)
+
+
+def build_run(cfg: TrainConfig, log: Log = print) -> Run:
+    """Data, model, optimiser and schedule of `cfg`, restored from `last.pt` when resuming."""
+    started = time.perf_counter()
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     run_dir = Path(cfg.out_dir) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    resume = cfg.resume and last_path.is_file()
-    if cfg.resume and not resume:
+    last_path = run_dir / "last.pt"
+    last = load_checkpoint(last_path, map_location=device) if cfg.resume and last_path.is_file() else None
+    if cfg.resume and last is None:
         log(f"--resume: no {last_path} yet, starting from scratch")
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    if last is not None:  # keep the plan the run started with (its step count may come from a time budget)
+        cfg = replace(cfg, epochs=last["config"]["epochs"], total_steps=last["config"].get("total_steps", 0))
 
     seed_everything(cfg.seed)
-    data = Data(cfg, device, log)
-    channels_last = cfg.channels_last
-    train_loader = data.loader("train", cfg, channels_last)
-    val_loader = data.loader("val", cfg, channels_last)
-    steps_per_epoch = len(train_loader)
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total_steps = cfg.epochs * steps_per_epoch
-
+    data = CifarData(cfg, device, log)
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
-    if channels_last:
+    if cfg.dirac_init:
+        dirac_init_(model)
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # faster with oneDNN on CPUs too (measured)
     params, mflops = count_params(model), forward_mflops(model)
-    log(f"{cfg.model}: {params / 1e6:.3f}M parameters, {mflops:.1f} MFLOPs/image, device {describe_device(device)}")
-    optimizer = make_optimizer(model, cfg)
-    scheduler, sched_when = make_scheduler(optimizer, cfg, steps_per_epoch)
-    ema = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-        if cfg.ema_decay
-        else None
+    log(
+        f"{cfg.model}: {params / 1e6:.3f}M parameters, {mflops:.1f} MFLOPs/image, device {describe_device(device)}, "
+        f"{precision(device, cfg.amp)}"
     )
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    train_model: nn.Module = torch.compile(model) if cfg.compile else model
+    if last is None:
+        cfg = plan_steps(cfg, model, data, device, time.perf_counter() - started, log)
+    spe = len(data.loader("train", cfg))
+    if cfg.max_steps_per_epoch:
+        spe = min(spe, cfg.max_steps_per_epoch)
+    total_steps = cfg.total_steps or cfg.epochs * spe
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
-    start_epoch, start_step, history, best_val, train_seconds = 0, 0, [], -1.0, 0.0
-    if resume:
-        ckpt = load_checkpoint(last_path, map_location=device)
-        state = ckpt["train_state"]
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        _set_rng_state(state["rng"])
-        start_epoch, start_step = ckpt["epoch"], state["step_in_epoch"]
-        history, best_val, train_seconds = state["history"], state["best_val"], state["train_seconds"]
-        log(f"resumed {last_path} at epoch {start_epoch + 1}, batch {start_step}")
+    optimizer = make_optimizer(model, cfg)
+    scheduler, sched_when = make_scheduler(optimizer, cfg, total_steps)
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) if cfg.ema_decay else None
+    run = Run(
+        cfg=cfg, device=device, run_dir=run_dir, data=data, model=model,
+        train_model=torch.compile(model) if cfg.compile else model,
+        optimizer=optimizer, scheduler=scheduler, sched_when=sched_when,
+        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), ema=ema,
+        steps_per_epoch=spe, total_steps=total_steps, params=params, mflops=mflops, log=log,
+    )  # fmt: skip
+    if last is not None:
+        restore(run, last)
+    return run
 
-    eval_model = ema.module if ema is not None else model
-    progress = {"epoch": start_epoch, "step": start_step}
 
-    def save_last() -> None:
-        train_state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "rng": _rng_state(),
-            "step_in_epoch": progress["step"],
-            "history": history,
-            "best_val": best_val,
-            "train_seconds": train_seconds,
-        }
-        metrics = history[-1] if history else {}
-        save_checkpoint(
-            checkpoint_dict(
-                eval_model,
-                cfg.model,
-                config=cfg.to_dict(),
-                epoch=progress["epoch"],
-                metrics=metrics,
-                train_state=train_state,
-            ),
-            last_path,
-        )
+def restore(run: Run, ckpt: dict[str, Any]) -> None:
+    """Continue from a `last.pt`: weights, optimiser, schedule, EMA, RNG and progress."""
+    state = ckpt["train_state"]
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.ema is not None and state.get("ema") is not None:
+        run.ema.load_state_dict(state["ema"])
+    _set_rng_state(state["rng"])
+    run.epoch, run.step_in_epoch = ckpt["epoch"], state["step_in_epoch"]
+    run.history, run.best_val, run.train_seconds = state["history"], state["best_val"], state["train_seconds"]
+    run.log(f"resumed {run.last_path} at epoch {run.epoch + 1}, batch {run.step_in_epoch}")
+
+
+def save_last(run: Run) -> None:
+    """`last.pt`: the averaged weights to use, plus the whole training state to resume from."""
+    train_state = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "rng": _rng_state(),
+        "step_in_epoch": run.step_in_epoch,
+        "history": run.history,
+        "best_val": run.best_val,
+        "train_seconds": run.train_seconds,
+    }
+    metrics = run.history[-1] if run.history else {}
+    ckpt = checkpoint_dict(
+        run.eval_model, run.cfg.model, config=run.cfg.to_dict(), epoch=run.epoch, metrics=metrics,
+        train_state=train_state,
+    )  # fmt: skip
+    save_checkpoint(ckpt, run.last_path)
+    run.last_saved = time.monotonic()
+
+
+def train_epoch(run: Run) -> None:
+    """Train the rest of epoch `run.epoch`, validate, record it and keep the best weights."""
+    cfg, epoch, start = run.cfg, run.epoch, run.step_in_epoch
+    n_steps = run.steps_in(epoch) - start
+    batches = run.data.loader("train", cfg).batches(epoch, start)
+    batches = (b for _, b in zip(range(n_steps), batches))
 
     def on_step(step: int) -> None:
-        progress["step"] = step + 1 + start_step_this_epoch
-        set_dropblock_progress(model, (progress["epoch"] * steps_per_epoch + progress["step"]) / total_steps)
+        run.step_in_epoch = start + step + 1
+        done = epoch * run.steps_per_epoch + run.step_in_epoch
+        set_dropblock_progress(run.model, done / run.total_steps)
 
+    set_dropblock_progress(run.model, (epoch * run.steps_per_epoch + start) / run.total_steps)
+    stats = train_one_epoch(
+        run.train_model, batches, run.optimizer, run.criterion, run.device,
+        step_scheduler=run.scheduler if run.sched_when == "step" else None,
+        ema=run.ema, aux_weight=cfg.aux_weight, amp=cfg.amp, total=n_steps,
+        desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", progress=cfg.progress, on_step=on_step,
+    )  # fmt: skip
+    run.train_seconds += stats.seconds
+    # Per-epoch validation without TTA (a sixth of the cost); the final test uses every TTA level.
+    val = evaluate_levels(run.eval_model, run.data.loader("val", cfg), run.device, amp=cfg.amp)[0]
+    lr = run.optimizer.param_groups[0]["lr"]
+    if run.sched_when == "epoch":
+        run.scheduler.step()
+    elif run.sched_when == "plateau":
+        run.scheduler.step(val.acc)
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": round(stats.loss, 5),
+        "train_acc": round(stats.acc, 5),
+        "val_loss": round(val.loss, 5),
+        "val_acc": round(val.acc, 5),
+        "lr": lr,
+        "epoch_seconds": round(stats.seconds, 2),
+        "images_per_second": round(stats.images_per_second, 1),
+    }
+    run.history.append(row)
+    run.log(
+        f"epoch {epoch + 1}/{cfg.epochs}  train loss {stats.loss:.3f} acc {stats.acc:.4f}  "
+        f"val loss {val.loss:.3f} acc {val.acc:.4f}  {stats.images_per_second:.0f} img/s  {stats.seconds:.1f}s"
+    )
+    run.epoch, run.step_in_epoch = epoch + 1, 0
+    if val.acc > run.best_val:
+        run.best_val = val.acc
+        ckpt = checkpoint_dict(run.eval_model, cfg.model, config=cfg.to_dict(), epoch=epoch + 1, metrics=row)
+        save_checkpoint(ckpt, run.best_path)
+    write_history(run.history, run.run_dir, plot=run.device.type == "cpu")
+
+
+def fit(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
+    """Train `cfg.model` as configured; writes runs/<name>/ and returns the final metrics."""
+    validate(cfg)
+    run = build_run(cfg, log)
+    cfg = run.cfg
+    first = run.epoch
     # SIGTERM (e.g. `kill`, a scheduler) is handled like Ctrl-C: save `last` and stop.
     previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            if cfg.stop_after and epoch - start_epoch >= cfg.stop_after:
+        while run.epoch < cfg.epochs:
+            if cfg.stop_after and run.epoch - first >= cfg.stop_after:
                 log(f"stopping after {cfg.stop_after} epoch(s) as asked; continue with --resume true")
                 break
-            progress["epoch"] = epoch
-            start_step_this_epoch = start_step if epoch == start_epoch else 0
-            batches = train_loader.batches(epoch, start_step_this_epoch)
-            n_steps = steps_per_epoch - start_step_this_epoch
-            batches = (b for _, b in zip(range(n_steps), batches))
-            set_dropblock_progress(model, (epoch * steps_per_epoch + start_step_this_epoch) / total_steps)
-            stats = train_one_epoch(
-                train_model, batches, optimizer, criterion, device,
-                step_scheduler=scheduler if sched_when == "step" else None,
-                ema=ema, aux_weight=cfg.aux_weight, amp=cfg.amp, total=n_steps,
-                desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", progress=cfg.progress, on_step=on_step,
-            )  # fmt: skip
-            train_seconds += stats.seconds
-            # Per-epoch validation without TTA (half the cost); the final test uses cfg.tta.
-            val = evaluate(eval_model, val_loader, device, amp=cfg.amp)
-            lr = optimizer.param_groups[0]["lr"]
-            if sched_when == "epoch":
-                scheduler.step()
-            elif sched_when == "plateau":
-                scheduler.step(val.acc)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": round(stats.loss, 5),
-                "train_acc": round(stats.acc, 5),
-                "val_loss": round(val.loss, 5),
-                "val_acc": round(val.acc, 5),
-                "lr": lr,
-                "epoch_seconds": round(stats.seconds, 2),
-                "images_per_second": round(stats.images_per_second, 1),
-            }
-            history.append(row)
-            log(
-                f"epoch {epoch + 1}/{cfg.epochs}  train loss {stats.loss:.3f} acc {stats.acc:.4f}  "
-                f"val loss {val.loss:.3f} acc {val.acc:.4f}  {stats.images_per_second:.0f} img/s  {stats.seconds:.0f}s"
-            )
-            write_history(history, run_dir)
-            progress["epoch"], progress["step"] = epoch + 1, 0
-            if val.acc > best_val:
-                best_val = val.acc
-                save_checkpoint(
-                    checkpoint_dict(eval_model, cfg.model, config=cfg.to_dict(), epoch=epoch + 1, metrics=row),
-                    best_path,
-                )
-            save_last()
+            train_epoch(run)
+            if time.monotonic() - run.last_saved >= cfg.save_every:
+                save_last(run)
+        save_last(run)
     except KeyboardInterrupt:
-        save_last()
-        log(f"\ninterrupted: saved {last_path} (epoch {progress['epoch'] + 1}, batch {progress['step']}); "
+        save_last(run)
+        log(f"\ninterrupted: saved {run.last_path} (epoch {run.epoch + 1}, batch {run.step_in_epoch}); "
             "continue with --resume true")  # fmt: skip
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-
-    if not history or not best_path.is_file():
+    write_history(run.history, run.run_dir)
+    if run.epoch < cfg.epochs or not run.best_path.is_file():
         return {}
-    return finalize(cfg, run_dir, data, device, params, mflops, train_seconds, history, log)
+    return finalize(run)
 
 
-def finalize(
-    cfg: TrainConfig,
-    run_dir: Path,
-    data: Data,
-    device: torch.device,
-    params: int,
-    mflops: float,
-    train_seconds: float,
-    history: list[dict[str, float]],
-    log: Any = print,
-) -> dict[str, Any]:
+def test_levels(model: nn.Module, loader: TensorLoader, device: torch.device, amp: bool) -> dict[str, Any]:
+    """Test accuracy without TTA, with the mirror, and with mirror plus +-1 px shifts (one pass)."""
+    results = evaluate_levels(model, loader, device, levels=(0, 1, 2), amp=amp)
+    names = {0: "none", 1: "flip", 2: "flip_translate"}
+    return {names[lv]: r for lv, r in results.items()}
+
+
+def finalize(run: Run) -> dict[str, Any]:
     """Test the best checkpoint once, then write metrics.json and confusion.png."""
-    from training.checkpoint import model_from_checkpoint
-
-    ckpt = load_checkpoint(run_dir / "best.pt")
+    cfg, device = run.cfg, run.device
+    ckpt = load_checkpoint(run.best_path)
     model, _ = model_from_checkpoint(ckpt, device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    test = evaluate(model, data.loader("test", cfg, cfg.channels_last), device, tta=cfg.tta, amp=cfg.amp)
+    by_tta = test_levels(model, run.data.loader("test", cfg), device, cfg.amp)
+    test = by_tta["flip" if cfg.tta else "none"]
+    history = run.history
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)
     metrics = {
         "model": cfg.model,
         "val_acc": ckpt["metrics"]["val_acc"],
         "test_acc": round(test.acc, 5),
+        "test_acc_no_tta": round(by_tta["none"].acc, 5),
+        "test_acc_flip_translate_tta": round(by_tta["flip_translate"].acc, 5),
         "best_epoch": ckpt["epoch"],
         "epochs": len(history),
-        "train_seconds": round(train_seconds, 1),
+        "steps": run.total_steps,
+        "images_seen": int(round(images)),
+        "train_seconds": round(run.train_seconds, 1),
         "images_per_second": round(images / max(sum(r["epoch_seconds"] for r in history), 1e-9), 1),
         "device": describe_device(device),
-        "params": params,
-        "mflops": round(mflops, 2),
+        "precision": precision(device, cfg.amp),
+        "params": run.params,
+        "mflops": round(run.mflops, 2),
         "tta": cfg.tta,
         "test_images": test.images,
         "per_class_test_acc": {c: round(a, 4) for c, a in zip(CLASSES, test.per_class_acc)},
         "profile_config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume")},
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    plots.plot_confusion(test.confusion, run_dir / "confusion.png", title=f"{cfg.model}: test accuracy {test.acc:.4f}")
-    ckpt["metrics"] = {**ckpt["metrics"], **{k: metrics[k] for k in ("test_acc", "params", "mflops", "device")}}
-    ckpt["metrics"]["epochs"] = len(history)
-    save_checkpoint(ckpt, run_dir / "best.pt")
-    log(f"{cfg.model}: val {metrics['val_acc']:.4f}  test {metrics['test_acc']:.4f}  ({train_seconds:.0f}s training)")
+    (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    plots.plot_confusion(
+        test.confusion, run.run_dir / "confusion.png", title=f"{cfg.model}: test accuracy {test.acc:.4f}"
+    )
+    keep = ("test_acc", "test_acc_no_tta", "params", "mflops", "device", "precision")
+    ckpt["metrics"] = {**ckpt["metrics"], **{k: metrics[k] for k in keep}, "epochs": len(history)}
+    save_checkpoint(ckpt, run.best_path)
+    run.log(
+        f"{cfg.model}: val {metrics['val_acc']:.4f}  test {metrics['test_acc']:.4f} (flip TTA; "
+        f"{metrics['test_acc_no_tta']:.4f} without, {metrics['test_acc_flip_translate_tta']:.4f} flip+translate)  "
+        f"({run.train_seconds:.0f}s training)"
+    )
     return metrics

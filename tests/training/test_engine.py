@@ -40,3 +40,28 @@ def test_evaluate_counts_a_perfect_classifier() -> None:
     result = evaluate(Oracle(), [(x, torch.arange(20) % 10)], torch.device("cpu"))
     assert result.acc == 1.0 and result.per_class_acc == [1.0] * 10
     assert sum(map(sum, result.confusion)) == 20
+
+
+def test_tta_levels_share_views_and_average_the_right_ones() -> None:
+    from training.engine import evaluate_levels, tta_logits
+
+    class Corner(nn.Module):
+        """Logits that depend on the top-left pixel only, so every view gives a different answer."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1, 0, :1].flatten(1).expand(-1, 10) * torch.arange(10.0)
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    out = tta_logits(Corner(), x, 2)
+    m = Corner()
+    torch.testing.assert_close(out[0], m(x))
+    torch.testing.assert_close(out[1], (m(x) + m(x.flip(3))) / 2)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[..., :32, :32], padded[..., 2:, 2:]]
+    views = sum(m(v) + m(v.flip(3)) for v in shifted) / 4
+    torch.testing.assert_close(out[2], 0.5 * out[1] + 0.5 * views)
+    y = torch.arange(4) % 10
+    levels = evaluate_levels(m, [(x, y)], torch.device("cpu"), levels=(0, 1, 2))
+    assert levels[0].acc == evaluate(m, [(x, y)], torch.device("cpu")).acc
+    assert levels[1].acc == evaluate(m, [(x, y)], torch.device("cpu"), tta=True).acc

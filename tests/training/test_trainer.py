@@ -2,6 +2,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from training.checkpoint import checkpoint_dict, load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -77,5 +78,63 @@ def test_publishable_copy_is_half_precision_without_training_state(tmp_path: Pat
     assert floats and all(v.dtype == torch.float16 for v in floats)
     assert ckpt["state_dict"]["head.1.weight"].dtype == torch.float32  # the original is untouched
     restored, _ = model_from_checkpoint(save_checkpoint(shipped, tmp_path / "p.pt"))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(restored(x), model(x), rtol=1e-2, atol=1e-2)
+
+
+def test_time_budget_sizes_the_run_to_end_on_time(tiny_image_folder: Path, tmp_path: Path) -> None:
+    import time
+
+    budget = 25.0
+    cfg = replace(tiny_config(tiny_image_folder, tmp_path), epochs=1000, time_budget=budget, eval_batch_size=40)
+    start = time.perf_counter()
+    metrics = fit(cfg)
+    wall = time.perf_counter() - start
+    saved = json.loads((tmp_path / "plain_cnn" / "config.json").read_text())
+    assert saved["total_steps"] > 0 and saved["epochs"] < 1000  # sized from the measured throughput
+    assert metrics["steps"] == saved["total_steps"]
+    assert budget * 0.5 < wall < budget * 1.3, wall
+
+
+def test_linear_schedule_warms_up_then_reaches_zero_at_the_end() -> None:
+    from training.trainer import linear_warmup_decay
+
+    f = linear_warmup_decay(100, 0.2)
+    assert f(0) == pytest.approx(0.2) and f(20) == pytest.approx(1.0) and f(100) == 0.0
+    assert all(f(i) >= f(i + 1) for i in range(20, 100))
+
+
+def test_dirac_init_makes_square_convs_pass_their_input_through() -> None:
+    from training.trainer import dirac_init_
+
+    conv = torch.nn.Conv2d(8, 12, 5, padding=2, bias=False)
+    assert dirac_init_(conv) == 1
+    x = torch.randn(2, 8, 9, 9)
+    torch.testing.assert_close(conv(x)[:, :8], x)
+    shrinking = torch.nn.Conv2d(8, 4, 3, padding=1)
+    before = shrinking.weight.clone()
+    assert dirac_init_(shrinking) == 0 and torch.equal(before, shrinking.weight)
+
+
+def test_optimizer_gives_biases_and_norms_their_own_lr_and_no_decay() -> None:
+    from training.trainer import make_optimizer
+
+    model = create_model("se_net")
+    opt = make_optimizer(model, replace(recipe("se_net", "smoke"), lr=0.1, norm_bias_lr_scale=8.0, weight_decay=5e-4))
+    decay, no_decay = opt.param_groups
+    assert decay["lr"] == 0.1 and decay["weight_decay"] == 5e-4 and all(p.ndim > 1 for p in decay["params"])
+    assert no_decay["lr"] == pytest.approx(0.8) and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim <= 1 for p in no_decay["params"])
+
+
+def test_shipped_inception_checkpoint_has_no_auxiliary_heads(tmp_path: Path) -> None:
+    from training.checkpoint import publishable
+
+    torch.manual_seed(0)
+    model = create_model("inception_net", stem_downsample=4).eval()
+    shipped = publishable(checkpoint_dict(model, "inception_net"))
+    assert not any(k.startswith(("aux1.", "aux2.")) for k in shipped["state_dict"])
+    assert shipped["model_kwargs"]["aux_logits"] is False
+    restored, _ = model_from_checkpoint(save_checkpoint(shipped, tmp_path / "i.pt"))
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(restored(x), model(x), rtol=1e-2, atol=1e-2)

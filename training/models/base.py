@@ -18,6 +18,8 @@ class CifarNet(nn.Module):
     """
 
     feature_layers: ClassVar[tuple[str, ...]] = ()
+    # Constructor arguments that drop training-only parts (e.g. auxiliary heads) from an inference copy.
+    inference_kwargs: ClassVar[dict[str, Any]] = {}
     arch_kwargs: dict[str, Any]
 
     def _record(self, **kwargs: Any) -> None:

@@ -58,6 +58,7 @@ class InceptionNet(CifarNet):
     """
 
     feature_layers = ("stem", *INCEPTION_WIDTHS)
+    inference_kwargs = {"aux_logits": False}
 
     def __init__(
         self,
