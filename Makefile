@@ -40,6 +40,21 @@ train-all: install
 samples: install
 	$(PY) -m training samples $(DATA_ARG)
 
+# --- GPU training on a lent device (issue 9) ---
+# make device-pack: what the device machine lacks (wheels, the JPEG data pack) from ../shared/device into .device/
+#   (git-ignored; name it in the device call's `carry`). make train-gpu, run there: installs, unpacks, trains the
+#   three nets with PROFILE=full, tests them, writes <model>.tar, train_gpu.json and train_gpu.log into $OUT.
+DEVICE_PACK ?= ../shared/device
+
+.PHONY: device-pack train-gpu
+
+device-pack:
+	mkdir -p .device && cp -r $(DEVICE_PACK)/wheels $(DEVICE_PACK)/cifar10-jpeg.tar.xz .device/
+	@du -sh .device; git ls-files -z | xargs -0 du -cb | tail -1
+
+train-gpu:
+	bash benchmarks/train_gpu.sh
+
 # --- export and serving (issue 3) ---
 # make export [DATA_DIR=...]: runs/<model>/best.pt -> artifacts/<model>/{model.onnx, model.ts, metadata.json},
 #   each checked against the eager net on 256 test images (fails, saying by how much, beyond 1e-4).

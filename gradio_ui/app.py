@@ -71,7 +71,7 @@ def label_value(body: dict[str, Any]) -> dict[str, float]:
 
 
 def is_barely_trained(metrics: dict[str, Any]) -> bool:
-    """A smoke-profile net: few epochs or a test accuracy not far above chance."""
+    """Judged from the checkpoint's own metrics: few epochs, or a test accuracy not far above chance."""
     epochs, acc = metrics.get("epochs"), metrics.get("test_acc")
     if isinstance(epochs, (int, float)) and epochs < BARELY_TRAINED_EPOCHS:
         return True
@@ -126,7 +126,7 @@ def status_markdown(backend: Backend) -> str:
 
 
 def training_banner(backend: Backend, names: Sequence[str]) -> str:
-    """A warning when the served nets are barely trained (the smoke profile of `make demo`)."""
+    """A warning when the served nets are barely trained (by their own metrics, e.g. a smoke run of `make demo`)."""
     weak = []
     for name in names:
         listing = _listing(backend, name)
@@ -135,7 +135,7 @@ def training_banner(backend: Backend, names: Sequence[str]) -> str:
     if not weak:
         return ""
     return (
-        "⚠ **These nets are barely trained** (smoke profile): "
+        "⚠ **These nets are barely trained** (by their checkpoints' metrics): "
         + "; ".join(weak)
         + ". Their predictions are close to guesses; train them with `make train-all` for real results."
     )

@@ -1,0 +1,70 @@
+"""`make train-all PROFILE=cpu`, timed as a user runs it, recorded as benchmarks/results/recipe_cpu.{json,md}.
+
+The profile is time-budgeted (each net gets a share of the hour and sizes its schedule from the
+throughput it measures in its first steps), so the wall time is the same on any 2-core machine and
+the accuracy says what that machine can do in it. Run it on a quiet machine:
+
+    python -m benchmarks.recipe_cpu [--data-dir ../shared/data/cifar10] [--runs runs_cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import machine, markdown_table, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR"))
+    parser.add_argument("--runs", default="runs_cpu", help="where the runs go (the training log too)")
+    parser.add_argument("--name", default="recipe_cpu")
+    args = parser.parse_args()
+    runs = Path(args.runs).resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    cmd = ["make", "train-all", "PROFILE=cpu", f"TRAIN_ARGS=--out-dir {runs} --progress false"]
+    if args.data_dir:
+        cmd.append(f"DATA_DIR={args.data_dir}")
+    print(" ".join(cmd), flush=True)
+    start = time.perf_counter()
+    with open(runs / "train_cpu.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+            log.flush()
+        rc = proc.wait()
+    wall = time.perf_counter() - start
+    if rc != 0:
+        print(f"make train-all failed (exit {rc}); nothing recorded", file=sys.stderr)
+        return rc
+    summary = json.loads((runs / "train_all.json").read_text())
+    info["load_average_at_end"] = os.getloadavg()
+    payload = {**summary, "total_seconds": round(wall, 1), "command": " ".join(cmd), "machine": info}
+    rows = [{"net": n, **{k: v for k, v in m.items()}} for n, m in summary["models"].items()]
+    md = "\n".join([
+        f"# `make train-all PROFILE=cpu`: {wall / 60:.1f} min of wall time",
+        "",
+        f"Device: {summary['device']}. Accuracies are fractions of the 10,000 test images; `test_acc` is with "
+        "flip TTA.",
+        "",
+        markdown_table(rows, ["net", "test_acc", "test_acc_no_tta", "test_acc_flip_translate_tta", "val_acc",
+                              "epochs", "images_seen", "train_seconds", "images_per_second", "precision"]),
+    ])  # fmt: skip
+    js, mdp = write_results(args.name, payload, md)
+    print(f"wrote {js} and {mdp}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

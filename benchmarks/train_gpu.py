@@ -1,0 +1,107 @@
+"""The GPU recipe on a lent device: train every net with `--profile full`, test, and pack the results.
+
+Run on the device machine by `benchmarks/train_gpu.sh` (which installs the carried wheels and
+unpacks the data first). Writes into `--out`, at most eight files, so that all of it comes back:
+
+- `<model>.tar`: runs/<model>/ with `best.pt` as the shipped form (fp16, no auxiliary heads),
+  metrics.json, history.csv/json, config.json, curves.png and confusion.png;
+- `train_gpu.json`: the device, the GPU wall time of the three nets and, per net, test and val
+  accuracy, epochs, training seconds and images/s; `train_gpu.log`: everything printed.
+
+Each net is packed as soon as it is done, so a run cut short still returns the nets it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tarfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.checkpoint import load_checkpoint, publishable, save_checkpoint
+from training.config import recipe
+from training.data import load_cifar10
+from training.models import list_models
+from training.report import SUMMARY_FIELDS
+from training.trainer import fit
+
+KEEP = ("metrics.json", "history.csv", "history.json", "config.json", "curves.png", "confusion.png")
+
+
+def pack(run_dir: Path, out: Path) -> Path:
+    """<out>/<model>.tar of a finished run, with the checkpoint in its shipped form."""
+    shipped = run_dir / "shipped"
+    shipped.mkdir(exist_ok=True)
+    save_checkpoint(publishable(load_checkpoint(run_dir / "best.pt")), shipped / "best.pt")
+    tar_path = out / f"{run_dir.name}.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(shipped / "best.pt", arcname=f"{run_dir.name}/best.pt")
+        for name in KEEP:
+            if (run_dir / name).is_file():
+                tar.add(run_dir / name, arcname=f"{run_dir.name}/{name}")
+    return tar_path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--runs", default="/tmp/runs_gpu")
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--models", nargs="+", default=["se_net", "inception_net", "plain_cnn"], choices=list_models())
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds per net (default: the profile's)")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / "train_gpu.log", "a", buffering=1)  # noqa: SIM115 (open for the whole run)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        log_file.write(msg + "\n")
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (no CUDA device)"
+    summary: dict[str, Any] = {
+        "device": device,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "profile": args.profile,
+        "total_seconds": 0.0,
+        "models": {},
+    }
+    log(f"device {device}, torch {torch.__version__}, python {platform.python_version()}")
+    # Decode the JPEGs once, before any net's clock starts (the first net would pay for all three).
+    start = time.perf_counter()
+    for split in ("train", "test"):
+        load_cifar10(args.data_dir, split)
+    summary["data_seconds"] = round(time.perf_counter() - start, 1)
+    log(f"decoded CIFAR-10 in {summary['data_seconds']:.0f}s (not counted in any net's time)")
+    for model in args.models:
+        overrides: dict[str, Any] = {"data_dir": args.data_dir, "out_dir": args.runs, "progress": False}
+        if args.time_budget is not None:
+            overrides["time_budget"] = args.time_budget
+        cfg = recipe(model, args.profile, **overrides)
+        log(f"\n=== {model} ({args.profile}) ===")
+        start = time.perf_counter()
+        metrics = fit(cfg, log=log)
+        wall = time.perf_counter() - start
+        summary["total_seconds"] = round(summary["total_seconds"] + wall, 1)
+        summary["models"][model] = {k: metrics[k] for k in SUMMARY_FIELDS} | {"wall_seconds": round(wall, 1)}
+        log(f"packed {pack(Path(args.runs) / model, out)} after {wall:.0f}s")
+        (out / "train_gpu.json").write_text(json.dumps(summary, indent=1))
+    log(f"\nall done: {summary['total_seconds']:.0f}s of GPU wall time for {len(args.models)} nets")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    sys.exit(main())
