@@ -30,7 +30,8 @@ class TrainConfig:
     total_steps: int = 0  # >0: stop after this many optimiser steps (set from time_budget); else epochs x batches
     time_budget: float = 0.0  # >0: seconds for the whole run; its length is sized from the throughput measured here
     epoch_overhead: float = 0.5  # time_budget: seconds each epoch spends beyond training and validation (estimate)
-    batch_size: int = 256
+    batch_size: int = 256  # the global batch: under torchrun each of N ranks takes batch_size / N of it
+    accumulate: int = 1  # >1: one backward per chunk of the batch (equals that many torchrun ranks)
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -194,6 +195,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.epochs >= 1 and cfg.batch_size >= 1, "epochs and batch_size must be positive"),
         (0.0 <= cfg.ema_decay < 1.0, "ema_decay must be in [0, 1)"),
         (0.0 < cfg.val_fraction < 1.0, "val_fraction must be in (0, 1)"),
+        (cfg.accumulate >= 1 and cfg.batch_size % cfg.accumulate == 0, "batch_size must be a multiple of accumulate"),
     ]
     errors = [msg for ok, msg in checks if not ok]
     if errors:

@@ -243,6 +243,8 @@ class TensorLoader:
     seed: int = DEFAULT_SEED
     channels_last: bool = False
     flip: str = "none"
+    rank: int = 0  # under torchrun: this process yields its own slice of every (global) batch
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         if self.flip not in FLIPS:
@@ -275,6 +277,9 @@ class TensorLoader:
         flips = self.flip_mask(epoch)
         for i in range(start, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            if self.world_size > 1:  # the same seeded permutation on every rank, each takes its own part
+                share = len(idx) // self.world_size
+                idx = idx[self.rank * share : (self.rank + 1) * share]
             x = to_float(self.images[idx])
             if flips is not None:
                 x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
@@ -312,8 +317,8 @@ class CifarData:
         for part, lab in (("train", labels[train_idx]), ("val", labels[val_idx]), ("test", test_labels)):
             log(f"{part:5s} {len(lab):6d} images  " + " ".join(f"{k}={v}" for k, v in class_counts(lab).items()))
 
-    def loader(self, part: str, cfg: TrainConfig) -> TensorLoader:
-        """Shuffled, flipped and augmented batches of `train`; plain batches of `val` and `test`."""
+    def loader(self, part: str, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> TensorLoader:
+        """Shuffled, flipped and augmented batches of `train` (this rank's part of each); plain `val` and `test`."""
         images, labels = getattr(self, part)
         if part == "train":
             return TensorLoader(
@@ -326,5 +331,7 @@ class CifarData:
                 seed=cfg.seed,
                 channels_last=cfg.channels_last,
                 flip=cfg.flip,
+                rank=rank,
+                world_size=world_size,
             )
         return TensorLoader(images, labels, cfg.eval_batch_size, channels_last=cfg.channels_last)

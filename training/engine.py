@@ -67,8 +67,14 @@ def train_one_epoch(
     desc: str = "train",
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    accumulate: int = 1,
 ) -> EpochStats:
-    """One pass over `batches`; the scheduler steps per batch when given. Returns loss, accuracy, speed."""
+    """One pass over `batches`; the scheduler steps per batch when given. Returns loss, accuracy, speed.
+
+    `accumulate` > 1 splits each batch into that many chunks with one backward each (batch-norm
+    statistics per chunk): one step of a single process then equals one step of that many
+    data-parallel ranks, each given one chunk.
+    """
     model.train()
     stats = EpochStats()
     loss_sum = torch.zeros((), device=device)
@@ -76,11 +82,14 @@ def train_one_epoch(
     start = time.perf_counter()
     bar = tqdm(batches, total=total, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for step, (x, y) in enumerate(bar):
-        with autocast(device, amp):
-            outputs = model(x)
-            loss, logits = compute_loss(outputs, y, criterion, aux_weight)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if accumulate > 1:
+            loss, logits = _accumulate(model, x, y, criterion, aux_weight, accumulate, device, amp)
+        else:
+            with autocast(device, amp):
+                outputs = model(x)
+                loss, logits = compute_loss(outputs, y, criterion, aux_weight)
+            loss.backward()
         optimizer.step()
         if step_scheduler is not None:
             step_scheduler.step()
@@ -106,6 +115,27 @@ def train_one_epoch(
         stats.loss = loss_sum.item() / stats.images
         stats.acc = correct.item() / stats.images
     return stats
+
+
+def _accumulate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    aux_weight: float,
+    chunks: int,
+    device: torch.device,
+    amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward the mean loss of `chunks` equal parts of the batch; returns the loss and the logits."""
+    losses, logits = [], []
+    for xc, yc in zip(x.chunk(chunks), y.chunk(chunks)):
+        with autocast(device, amp):
+            loss, lg = compute_loss(model(xc), yc, criterion, aux_weight)
+        (loss / chunks).backward()
+        losses.append(loss.detach())
+        logits.append(lg.detach())
+    return torch.stack(losses).mean(), torch.cat(logits)
 
 
 @dataclass

@@ -24,12 +24,13 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from training import plots
+from training import distributed, plots
 from training.checkpoint import checkpoint_dict, load_checkpoint, model_from_checkpoint, save_checkpoint
 from training.config import TrainConfig, validate
 from training.constants import CLASSES
 from training.data import CifarData, TensorLoader
 from training.device import autocast, describe_device, precision, resolve_device
+from training.distributed import World
 from training.engine import compute_loss, evaluate_levels, train_one_epoch
 from training.models import CifarNet, create_model
 from training.models.layers import set_dropblock_progress
@@ -200,6 +201,7 @@ class Run:
     params: int
     mflops: float
     log: Log = print
+    world: World = field(default_factory=World)
     epoch: int = 0  # epochs completed
     step_in_epoch: int = 0  # batches of epoch `epoch` completed
     history: list[dict[str, float]] = field(default_factory=list)
@@ -263,6 +265,10 @@ def measure_throughput(
     return train_ips, eval_ips
 
 
+def _quiet(*_: Any) -> None:
+    """The log of ranks other than 0."""
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -296,7 +302,9 @@ def plan_steps(
 def build_run(cfg: TrainConfig, log: Log = print) -> Run:
     """Data, model, optimiser and schedule of `cfg`, restored from `last.pt` when resuming."""
     started = time.perf_counter()
-    device = resolve_device(cfg.device)
+    world, device = distributed.setup(resolve_device(cfg.device))
+    if not world.is_main:
+        log = _quiet
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
@@ -322,23 +330,33 @@ def build_run(cfg: TrainConfig, log: Log = print) -> Run:
         f"{cfg.model}: {params / 1e6:.3f}M parameters, {mflops:.1f} MFLOPs/image, device {describe_device(device)}, "
         f"{precision(device, cfg.amp)}"
     )
-    if last is None:
+    if last is None and world.is_main:
         cfg = plan_steps(cfg, model, data, device, time.perf_counter() - started, log)
+    cfg = distributed.broadcast(cfg, world)  # every rank follows rank 0's plan
     spe = len(data.loader("train", cfg))
     if cfg.max_steps_per_epoch:
         spe = min(spe, cfg.max_steps_per_epoch)
     total_steps = cfg.total_steps or cfg.epochs * spe
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    if world.is_main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
     optimizer = make_optimizer(model, cfg)
     scheduler, sched_when = make_scheduler(optimizer, cfg, total_steps)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) if cfg.ema_decay else None
+    train_model = model
+    if world.distributed:
+        if device.type == "cuda":
+            train_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        log(f"data parallel over {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'})")
     run = Run(
         cfg=cfg, device=device, run_dir=run_dir, data=data, model=model,
-        train_model=torch.compile(model) if cfg.compile else model,
+        train_model=torch.compile(train_model) if cfg.compile else train_model,
         optimizer=optimizer, scheduler=scheduler, sched_when=sched_when,
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), ema=ema,
-        steps_per_epoch=spe, total_steps=total_steps, params=params, mflops=mflops, log=log,
+        steps_per_epoch=spe, total_steps=total_steps, params=params, mflops=mflops, log=log, world=world,
     )  # fmt: skip
     if last is not None:
         restore(run, last)
@@ -353,20 +371,30 @@ def restore(run: Run, ckpt: dict[str, Any]) -> None:
     run.scheduler.load_state_dict(state["scheduler"])
     if run.ema is not None and state.get("ema") is not None:
         run.ema.load_state_dict(state["ema"])
-    _set_rng_state(state["rng"])
+    rng = state["rng"]
+    if isinstance(rng, list):  # one state per rank (torchrun); a different world size reuses rank 0's
+        rng = rng[run.world.rank] if len(rng) == run.world.size else rng[0]
+    _set_rng_state(rng)
     run.epoch, run.step_in_epoch = ckpt["epoch"], state["step_in_epoch"]
     run.history, run.best_val, run.train_seconds = state["history"], state["best_val"], state["train_seconds"]
     run.log(f"resumed {run.last_path} at epoch {run.epoch + 1}, batch {run.step_in_epoch}")
 
 
-def save_last(run: Run) -> None:
-    """`last.pt`: the averaged weights to use, plus the whole training state to resume from."""
+def save_last(run: Run, collective: bool = True) -> None:
+    """`last.pt`: the averaged weights to use, plus the whole training state to resume from.
+
+    Under torchrun every rank must call it (`collective`): rank 0 gathers each rank's RNG state
+    and writes the file. After Ctrl-C the ranks may not all get here, so only rank 0's state is kept.
+    """
+    rng = distributed.gather(_rng_state(), run.world) if collective else _rng_state()
+    if not run.world.is_main:
+        return
     train_state = {
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "ema": run.ema.state_dict() if run.ema is not None else None,
-        "rng": _rng_state(),
+        "rng": rng if run.world.distributed else _rng_state(),
         "step_in_epoch": run.step_in_epoch,
         "history": run.history,
         "best_val": run.best_val,
@@ -385,7 +413,7 @@ def train_epoch(run: Run) -> None:
     """Train the rest of epoch `run.epoch`, validate, record it and keep the best weights."""
     cfg, epoch, start = run.cfg, run.epoch, run.step_in_epoch
     n_steps = run.steps_in(epoch) - start
-    batches = run.data.loader("train", cfg).batches(epoch, start)
+    batches = run.data.loader("train", cfg, run.world.rank, run.world.size).batches(epoch, start)
     batches = (b for _, b in zip(range(n_steps), batches))
 
     def on_step(step: int) -> None:
@@ -398,9 +426,13 @@ def train_epoch(run: Run) -> None:
         run.train_model, batches, run.optimizer, run.criterion, run.device,
         step_scheduler=run.scheduler if run.sched_when == "step" else None,
         ema=run.ema, aux_weight=cfg.aux_weight, amp=cfg.amp, total=n_steps,
-        desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", progress=cfg.progress, on_step=on_step,
+        desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}", progress=cfg.progress and run.world.is_main, on_step=on_step,
+        accumulate=cfg.accumulate,
     )  # fmt: skip
     run.train_seconds += stats.seconds
+    if not run.world.is_main:  # rank 0 alone validates, records and keeps the best weights
+        run.epoch, run.step_in_epoch = epoch + 1, 0
+        return
     # Per-epoch validation without TTA (a sixth of the cost); the final test uses every TTA level.
     val = evaluate_levels(run.eval_model, run.data.loader("val", cfg), run.device, amp=cfg.amp)[0]
     lr = run.optimizer.param_groups[0]["lr"]
@@ -445,20 +477,26 @@ def fit(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
                 log(f"stopping after {cfg.stop_after} epoch(s) as asked; continue with --resume true")
                 break
             train_epoch(run)
-            if time.monotonic() - run.last_saved >= cfg.save_every:
+            if distributed.broadcast(time.monotonic() - run.last_saved >= cfg.save_every, run.world):
                 save_last(run)
         save_last(run)
     except KeyboardInterrupt:
-        save_last(run)
+        save_last(run, collective=False)
         log(f"\ninterrupted: saved {run.last_path} (epoch {run.epoch + 1}, batch {run.step_in_epoch}); "
             "continue with --resume true")  # fmt: skip
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-    write_history(run.history, run.run_dir)
-    if run.epoch < cfg.epochs or not run.best_path.is_file():
-        return {}
-    return finalize(run)
+    try:
+        if not run.world.is_main:
+            return {}
+        write_history(run.history, run.run_dir)
+        if run.epoch < cfg.epochs or not run.best_path.is_file():
+            return {}
+        return finalize(run)
+    finally:
+        distributed.barrier(run.world)
+        distributed.teardown(run.world)
 
 
 def test_levels(model: nn.Module, loader: TensorLoader, device: torch.device, amp: bool) -> dict[str, Any]:
