@@ -37,10 +37,14 @@ def cpu_model() -> str:
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo on Linux; empty elsewhere)."""
+    return frozenset(_cpuinfo_field("flags").split())
+
+
 def cpu_bf16() -> str | None:
     """The best native bf16 instruction set of this CPU (`amx_bf16`, `avx512_bf16`), or None."""
-    flags = set(_cpuinfo_field("flags").split())
-    return next((f for f in BF16_CPU_FLAGS if f in flags), None)
+    return next((f for f in BF16_CPU_FLAGS if f in cpu_flags()), None)
 
 
 def cpu_isa() -> str:
