@@ -52,8 +52,13 @@ path-exclude /usr/share/man/*
 path-exclude /usr/share/info/*
 DPKG
 
+# This machine's CA bundle, which holds any CA that intercepts its TLS (pip in the builds must trust it), and
+# pip told to use it (pip otherwise trusts only its own certifi copy).
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 tar -C "$root" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["/bin/bash"]' \
     - "$NAME" >/dev/null
 echo "base image $NAME: $(docker image inspect -f '{{.Size}}' "$NAME" | awk '{printf "%.0f MB", $1/1e6}'), built in $(($(date +%s) - start)) s"
