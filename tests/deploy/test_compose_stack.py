@@ -125,7 +125,9 @@ def stack() -> Iterator[Stack]:
 
 
 def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data is not None else "GET")
+    """GET, or POST of image bytes (as image/jpeg: urllib's default form type makes TorchServe parse a form)."""
+    headers = {**(headers or {}), **({"Content-Type": "image/jpeg"} if data is not None else {})}
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, resp.read()
