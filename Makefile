@@ -139,3 +139,53 @@ bench-train: install
 
 bench-serve: install
 	$(BENCH_SERVE)
+
+
+# --- deploy: docker compose and KServe (issue 12) ---
+# make docker-wheels: the CPU torch wheel into docker/wheels/ for the image builds (not in git).
+# make docker-base: the local Debian base image (docker/make-base-image.sh) for machines without Docker Hub.
+# make docker-build [BASE_IMAGE=...]: both images through docker-compose.yml.
+# make compose-test: archives of the committed weights, both images, `compose up`, REST with the token, the page in
+#   headless chromium, `compose down -v` (also on failure); tests/deploy/test_compose_stack.py.
+# make kserve-store: dist/kserve/{config/config.properties, model-store/*.mar}, the storageUri layout of
+#   deploy/kserve/inferenceservice.yaml.
+TORCH_VERSION ?= 2.13.0
+# Where Docker Hub is reachable, BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles' default) works as well.
+BASE_IMAGE ?= cifarlens-base:bookworm
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_DIR ?= .compose-test
+COMPOSE_RUNS ?= weights
+COMPOSE_PROJECT = cifarlens-compose-test
+KSERVE_DIR ?= dist/kserve
+CIFAR10_DIR = $(or $(DATA_DIR),$(wildcard ../shared/data/cifar10))
+
+.PHONY: docker-wheels docker-base docker-build compose-test kserve-store
+
+docker-wheels:
+	@mkdir -p docker/wheels
+	@if ls docker/wheels/torch-$(TORCH_VERSION)*.whl >/dev/null 2>&1; then echo "docker/wheels: $$(ls docker/wheels/torch-*.whl)"; \
+	else $(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+		-d docker/wheels torch==$(TORCH_VERSION) && ls -l docker/wheels/torch-*.whl; fi
+	@for w in docker/wheels/torch-*.whl; do [ -e "$$w" ] || continue; case "$$w" in *+cpu-*) ;; *) rm -f "$$w"; \
+		echo "$$w is not a CPU build: removed; the images install torch from TORCH_INDEX_URL instead";; esac; done
+
+docker-base:
+	$(if $(filter cifarlens-base:%,$(BASE_IMAGE)),bash docker/make-base-image.sh $(BASE_IMAGE),@echo "BASE_IMAGE=$(BASE_IMAGE): nothing to make")
+
+docker-build: docker-wheels docker-base
+	CIFARLENS_BASE_IMAGE=$(BASE_IMAGE) $(COMPOSE) build
+
+compose-test: install docker-wheels docker-base
+	$(UI_SUBMAKE) export archive RUNS_DIR=$(COMPOSE_RUNS) ARTIFACTS_DIR=$(COMPOSE_DIR)/artifacts MODEL_STORE=$(COMPOSE_DIR)/model_store \
+		DATA_DIR=$(CIFAR10_DIR)
+	@test -n "$(CIFAR10_DIR)" || { echo "compose-test needs CIFAR-10 test JPEGs: set DATA_DIR"; exit 1; }
+	CIFARLENS_COMPOSE_TEST=1 COMPOSE="$(COMPOSE)" CIFARLENS_BASE_IMAGE=$(BASE_IMAGE) MODEL_STORE=$(COMPOSE_DIR)/model_store \
+		CIFARLENS_COMPOSE_ARTIFACTS=$(COMPOSE_DIR)/artifacts DATA_DIR=$(CIFAR10_DIR) \
+		$(PY) -m pytest -q -s -p no:cacheprovider tests/deploy/test_compose_stack.py; \
+	rc=$$?; $(COMPOSE) -p $(COMPOSE_PROJECT) down -v --remove-orphans -t 10 >/dev/null 2>&1; exit $$rc
+
+kserve-store: install
+	rm -rf $(KSERVE_DIR) && mkdir -p $(KSERVE_DIR)/config $(KSERVE_DIR)/model-store
+	cp deploy/kserve/config.properties $(KSERVE_DIR)/config/
+	cp $(MODEL_STORE)/*.mar $(KSERVE_DIR)/model-store/
+	@ls -l $(KSERVE_DIR)/config $(KSERVE_DIR)/model-store

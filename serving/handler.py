@@ -5,21 +5,72 @@ module) from `serving.export`, never a `torch.load`ed pickle, and the request lo
 `serving.service` (shipped beside this file with --extra-files). TorchServe requires this file to
 define exactly one class. On the ONNX Runtime backend nothing here imports torch (TorchServe's own
 BaseHandler and worker do, which is outside the hot path).
+
+Under KServe (`service_envelope=kservev2`, see deploy/kserve/) TorchServe's envelope hands `handle`
+the input tensors of one Open Inference Protocol request instead of REST bodies; each becomes an
+image (`v2_image_bytes`) and gets the REST answer's JSON back as one string, which the envelope
+sends as a BYTES output named after the input.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from http import HTTPStatus
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
 from serving import DEFAULT_BACKEND
 from serving.predictor import Predictor
-from serving.service import LAYER_PARAM, Request, handle_batch
+from serving.responses import encode, error_body
+from serving.service import LAYER_PARAM, Reply, Request, RequestError, handle_batch
 
 BODY_KEYS = ("body", "data")
 URL_PATH_HEADER = "url_path"
+# Keys of an Open Inference Protocol input tensor as the kservev2 envelope passes it on.
+V2_KEYS = ("name", "datatype", "data")
+V2_DATATYPES = ("BYTES", "UINT8")
+
+
+def is_v2_input(row: Any) -> bool:
+    """True for an input tensor from TorchServe's kservev2 envelope, False for a REST request row."""
+    return isinstance(row, dict) and all(k in row for k in V2_KEYS)
+
+
+def v2_image_bytes(tensor: dict[str, Any]) -> bytes:
+    """The image of one v2 input: BYTES holds one base64 JPEG/PNG, UINT8 an RGB array (H, W, 3) or (1, H, W, 3).
+
+    The envelope has already taken the first element of a BYTES input and reshaped other tensors to their
+    `shape`. A UINT8 array is PNG-encoded so that it takes the same decoding and resizing path as a file.
+    """
+    datatype, data = tensor.get("datatype"), tensor.get("data")
+    if datatype == "BYTES":
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
+        if isinstance(data, (bytes, bytearray)):
+            return bytes(data)
+        if not isinstance(data, str):
+            raise RequestError(400, "a BYTES input holds one base64-encoded JPEG or PNG")
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(400, "a BYTES input holds one base64-encoded JPEG or PNG (not valid base64)") from None
+    if datatype == "UINT8":
+        arr = np.asarray(data)
+        if arr.ndim == 4 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim != 3 or arr.shape[2] != 3 or not np.issubdtype(arr.dtype, np.integer) or arr.size == 0:
+            raise RequestError(400, f"a UINT8 input is one RGB image of shape [H, W, 3], got shape {list(arr.shape)}")
+        if arr.min() < 0 or arr.max() > 255:
+            raise RequestError(400, "UINT8 values must lie in 0..255")
+        buf = io.BytesIO()
+        Image.fromarray(arr.astype(np.uint8), "RGB").save(buf, format="PNG")
+        return buf.getvalue()
+    raise RequestError(400, f"unsupported datatype {datatype!r}: send {' or '.join(V2_DATATYPES)}")
 
 
 class CifarLensHandler(BaseHandler):
@@ -35,10 +86,12 @@ class CifarLensHandler(BaseHandler):
         self.context = context
         self.initialized = True
 
-    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes] | list[str]:
+        rows = [row or {} for row in data or []]
+        if rows and all(is_v2_input(row) for row in rows):
+            return self._handle_v2(rows, context)
         requests = []
-        for i, row in enumerate(data or []):
-            row = row or {}
+        for i, row in enumerate(rows):
             body = next((row[k] for k in BODY_KEYS if k in row), None)
             layer = row.get(LAYER_PARAM)
             if isinstance(layer, (bytes, bytearray)):
@@ -49,3 +102,24 @@ class CifarLensHandler(BaseHandler):
             context.set_response_status(reply.status, HTTPStatus(reply.status).phrase, i)
             context.set_response_content_type(i, "application/json")
         return [reply.body for reply in replies]
+
+    def _handle_v2(self, tensors: list[dict[str, Any]], context: Any) -> list[str]:
+        """The inputs of ONE v2 request (the envelope reads one request per batch): one JSON string per input.
+
+        Predictions only (the feature-map route has no v2 form). The request answers with the worst status of
+        its inputs; every output still holds its own answer or error.
+        """
+        replies: list[Reply | None] = [None] * len(tensors)
+        jobs: list[tuple[int, Request]] = []
+        for i, tensor in enumerate(tensors):
+            try:
+                jobs.append((i, Request(body=v2_image_bytes(tensor))))
+            except RequestError as exc:
+                replies[i] = Reply(exc.code, encode(error_body(exc.message, exc.code)))
+        for (i, _), reply in zip(jobs, handle_batch(self.predictor, [req for _, req in jobs]), strict=True):
+            replies[i] = reply
+        done = [r for r in replies if r is not None]
+        status = max(r.status for r in done)
+        context.set_response_status(status, HTTPStatus(status).phrase, 0)
+        context.set_response_content_type(0, "application/json")
+        return [r.body.decode("utf-8") for r in done]

@@ -1,6 +1,6 @@
 """docker-compose.yml: accepted by `docker-compose config` (Debian's v1, or the `docker compose` plugin).
 
-No Docker engine runs on the development machines, so nothing is built or started here.
+Nothing is built or started here: `make compose-test` (tests/deploy/test_compose_stack.py) does that.
 """
 
 from __future__ import annotations
@@ -40,13 +40,18 @@ def test_compose_config_accepts_the_file() -> None:
     assert ui["depends_on"]["torchserve"]["condition"] == "service_healthy"
     assert "healthcheck.py" in " ".join(ts["healthcheck"]["test"])
     mounts = " ".join(str(v) for v in ts["volumes"])
-    assert "/srv/model_store" in mounts and "serving/config.properties" in mounts
+    assert "/srv/model_store" in mounts and "/srv/ts" in mounts
     assert ui["environment"]["CIFARLENS_KEY_FILE"].startswith("/srv/ts/")
 
 
 def test_compose_files_exist_and_are_consistent() -> None:
     """The files the compose file mounts are in the repository, and the config keeps token auth on."""
-    for path in ("docker/Dockerfile", "docker/torchserve-entrypoint.sh", "docker/healthcheck.py"):
+    for path in (
+        "docker/serving.Dockerfile",
+        "docker/ui.Dockerfile",
+        "docker/torchserve-entrypoint.sh",
+        "docker/healthcheck.py",
+    ):
         assert (REPO / path).is_file(), path
     props = (REPO / "serving" / "config.properties").read_text()
     assert "disable_token_authorization=false" in props
