@@ -2,9 +2,9 @@
 
 Overrides `initialize` and `handle` of BaseHandler: the model is an ONNX graph (or a TorchScript
 module) from `serving.export`, never a `torch.load`ed pickle, and the request logic lives in
-`serving.service` (shipped beside this file with --extra-files). TorchServe requires this file to
-define exactly one class. On the ONNX Runtime backend nothing here imports torch (TorchServe's own
-BaseHandler and worker do, which is outside the hot path).
+`cifarlens_runtime.service` (the package ships whole in every archive). TorchServe requires this
+file to define exactly one class. On the ONNX Runtime backend nothing the request path runs imports
+torch (TorchServe's own BaseHandler and worker do, which is outside the hot path).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from ts.torch_handler.base_handler import BaseHandler
 
-from serving import DEFAULT_BACKEND
-from serving.predictor import Predictor
-from serving.service import LAYER_PARAM, Request, handle_batch
+from cifarlens_runtime.constants import DEFAULT_BACKEND, LAYER_PARAM
+from cifarlens_runtime.predictor import Predictor
+from cifarlens_runtime.service import Request, handle_batch
 
 BODY_KEYS = ("body", "data")
 URL_PATH_HEADER = "url_path"
