@@ -112,7 +112,9 @@ demo: install
 # --- benchmarks (issue 5) ---
 # make bench [DATA_DIR=...]: training images/s (naive loop vs the project's), then serving latency and throughput
 #   (eager, TorchScript, ONNX Runtime in process vs REST through TorchServe, judged against the issue's targets)
-#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine.
+#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine: both
+#   record the CPU, its instruction sets, the load and the busiest processes; the serving script interleaves what
+#   it compares in rounds and refuses to overwrite committed results at a load average over 0.5 (--force, --out DIR).
 # make bench-train / make bench-serve: one of the two; BENCH_SERVE_ARGS=--quick validates the serving script.
 BENCH_SERVE_ARGS ?=
 BENCH_TRAIN = $(PY) -m benchmarks.train_cpu $(if $(DATA_DIR),--data-dir $(DATA_DIR))
