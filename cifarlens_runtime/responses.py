@@ -41,7 +41,8 @@ def feature_body(
     act = np.asarray(act)
     if act.ndim != 3:
         raise ValueError(f"expected (C, H, W) activations, got shape {act.shape}")
-    wire = np.ascontiguousarray(act, dtype=_WIRE)
+    with np.errstate(over="ignore"):  # overflow is reported below, in words
+        wire = np.ascontiguousarray(act, dtype=_WIRE)
     if not np.isfinite(wire).all():
         raise ValueError(f"layer {layer} has activations that are not finite in {WIRE_DTYPE}")
     return {
