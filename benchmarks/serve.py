@@ -259,7 +259,7 @@ def in_process_variants(
     variants = []
     for threads in args.threads:
 
-        def eager_run(b: np.ndarray, threads: int = threads) -> None:
+        def eager_run(b: np.ndarray) -> None:
             with torch.inference_mode():
                 eager(torch.from_numpy(b))
 
@@ -271,7 +271,7 @@ def in_process_variants(
 
             def measure(n: int, offset: int, run=run, threads: int = threads) -> dict[str, Any]:
                 torch.set_num_threads(threads)
-                lat = time_calls(lambda i: run(x[i % n_img : i % n_img + 1]), n, 0, args.time_cap)
+                lat = time_calls(lambda i: run(x[i % n_img : i % n_img + 1]), n, 0, args.time_cap, offset)
                 t0, done = time.perf_counter(), 0
                 for i in range(per_round_batches):
                     run(batches[(offset + i) % len(batches)])
