@@ -185,13 +185,16 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, payload: dict[str, Any], markdown: str, out_dir: Path = RESULTS) -> tuple[Path, Path]:
-    """<out_dir>/<name>.json and .md (the Markdown starts with the machine), each written atomically."""
-    m = payload["machine"]
-    head = (
+def _head(m: dict[str, Any]) -> str:
+    """The line every result file starts with: the machine, its load before and after, and the date."""
+    return (
         f"Machine: {describe_machine(m)}; torch {m['torch']}"
         f"{', onnxruntime ' + m['onnxruntime'] if m.get('onnxruntime') else ''}; {m['date']}.\n\n"
     )
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str, out_dir: Path = RESULTS) -> tuple[Path, Path]:
+    """<out_dir>/<name>.json and .md (the Markdown starts with the machine), each written atomically."""
     js = atomic_write(out_dir / f"{name}.json", json.dumps(payload, indent=1))
-    md = atomic_write(out_dir / f"{name}.md", head + markdown + "\n")
+    md = atomic_write(out_dir / f"{name}.md", _head(payload["machine"]) + markdown + "\n")
     return js, md
