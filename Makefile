@@ -64,16 +64,23 @@ RUNS_DIR ?= runs
 ARTIFACTS_DIR ?= artifacts
 MODEL_STORE ?= model_store
 BACKEND ?= onnxruntime
-INFERENCE_PORT ?= 8080
-MANAGEMENT_PORT ?= 8081
-METRICS_PORT ?= 8082
-# TorchServe also opens two gRPC ports; a second server on this machine needs other ones too.
-GRPC_INFERENCE_PORT ?= 7070
-GRPC_MANAGEMENT_PORT ?= 7071
-SERVE_WORKDIR ?= .ts_tmp/serve
+# Ports, host and TorchServe's working directory default to cifarlens_runtime/constants.py (inference 8080,
+# management 8081, metrics 8082, gRPC 7070/7071, page 7860, .ts_tmp/serve): set any of these to override them.
+# TorchServe always opens the two gRPC ports too, so a second server on this machine needs other ones as well.
+INFERENCE_PORT ?=
+MANAGEMENT_PORT ?=
+METRICS_PORT ?=
+GRPC_INFERENCE_PORT ?=
+GRPC_MANAGEMENT_PORT ?=
+SERVE_WORKDIR ?=
 LOG_DIR ?= logs
 # TOKEN_AUTH=false turns token authorisation off (local work only).
 TOKEN_AUTH ?= true
+# $(call opt,--flag,$(VAR)): the flag and its value when VAR is set, else nothing (the Python default applies).
+opt = $(if $(2),$(1) $(2))
+SERVE_ARGS = $(call opt,--inference-port,$(INFERENCE_PORT)) $(call opt,--management-port,$(MANAGEMENT_PORT)) \
+	$(call opt,--metrics-port,$(METRICS_PORT)) $(call opt,--grpc-inference-port,$(GRPC_INFERENCE_PORT)) \
+	$(call opt,--grpc-management-port,$(GRPC_MANAGEMENT_PORT)) $(call opt,--workdir,$(SERVE_WORKDIR))
 
 .PHONY: export archive serve stop
 
@@ -84,26 +91,25 @@ archive: install
 	$(PY) -m serving.archive --artifacts $(ARTIFACTS_DIR) --out $(MODEL_STORE) --backend $(BACKEND)
 
 serve: install
-	$(PY) -m serving.server start --model-store $(MODEL_STORE) --workdir $(SERVE_WORKDIR) --log-dir $(LOG_DIR) \
-		--inference-port $(INFERENCE_PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT) \
-		--grpc-inference-port $(GRPC_INFERENCE_PORT) --grpc-management-port $(GRPC_MANAGEMENT_PORT) \
+	$(PY) -m serving.server start --model-store $(MODEL_STORE) --log-dir $(LOG_DIR) $(SERVE_ARGS) \
 		$(if $(filter false,$(TOKEN_AUTH)),--no-token-auth)
 
 stop: install
-	$(PY) -m serving.server stop --workdir $(SERVE_WORKDIR)
+	$(PY) -m serving.server stop $(call opt,--workdir,$(SERVE_WORKDIR))
 
 # --- UI (issue 4) ---
 # make ui [UI_BACKEND=torchserve|local] [UI_HOST=127.0.0.1] [UI_PORT=7860]: the Gradio inspection page, in front
-#   of `make serve` (URL and token from CIFARLENS_URL / CIFARLENS_TOKEN / CIFARLENS_KEY_FILE, else this
-#   Makefile's ports and $(SERVE_WORKDIR)/key_file.json) or, with UI_BACKEND=local, ONNX Runtime in process.
+#   of `make serve` (URL and token from CIFARLENS_URL / CIFARLENS_TOKEN / CIFARLENS_KEY_FILE, else the ports
+#   above and <SERVE_WORKDIR>/key_file.json) or, with UI_BACKEND=local, ONNX Runtime in process.
 # make demo: on a fresh clone, checkpoints (runs/, else committed weights/, else `make train-all PROFILE=smoke`)
 #   -> export -> archive -> serve -> the page; prints both URLs; Ctrl-C stops both.
 UI_BACKEND ?= torchserve
-UI_HOST ?= 127.0.0.1
-UI_PORT ?= 7860
-UI_URL_ARGS = $(if $(CIFARLENS_URL),,--url http://127.0.0.1:$(INFERENCE_PORT) --management-url http://127.0.0.1:$(MANAGEMENT_PORT))
-UI_KEY_ARGS = $(if $(CIFARLENS_KEY_FILE)$(CIFARLENS_TOKEN),,--key-file $(SERVE_WORKDIR)/key_file.json)
-UI_ARGS = --host $(UI_HOST) --port $(UI_PORT) $(UI_URL_ARGS) $(UI_KEY_ARGS)
+UI_HOST ?=
+UI_PORT ?=
+UI_URL_ARGS = $(if $(CIFARLENS_URL),,$(if $(INFERENCE_PORT),--url http://127.0.0.1:$(INFERENCE_PORT)) \
+	$(if $(MANAGEMENT_PORT),--management-url http://127.0.0.1:$(MANAGEMENT_PORT)))
+UI_KEY_ARGS = $(if $(CIFARLENS_KEY_FILE)$(CIFARLENS_TOKEN),,$(if $(SERVE_WORKDIR),--key-file $(SERVE_WORKDIR)/key_file.json))
+UI_ARGS = $(call opt,--host,$(UI_HOST)) $(call opt,--port,$(UI_PORT)) $(UI_URL_ARGS) $(UI_KEY_ARGS)
 # Through a variable: a literal $(MAKE) in the recipe would make `make -n demo` run the demo for real.
 UI_SUBMAKE = $(MAKE)
 
@@ -121,7 +127,9 @@ demo: install
 # --- benchmarks (issue 5) ---
 # make bench [DATA_DIR=...]: training images/s (naive loop vs the project's), then serving latency and throughput
 #   (eager, TorchScript, ONNX Runtime in process vs REST through TorchServe, judged against the issue's targets)
-#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine.
+#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine: both
+#   record the CPU, its instruction sets, the load and the busiest processes; the serving script interleaves what
+#   it compares in rounds and refuses to overwrite committed results at a load average over 0.5 (--force, --out DIR).
 # make bench-train / make bench-serve: one of the two; BENCH_SERVE_ARGS=--quick validates the serving script.
 BENCH_SERVE_ARGS ?=
 BENCH_TRAIN = $(PY) -m benchmarks.train_cpu $(if $(DATA_DIR),--data-dir $(DATA_DIR))

@@ -1,13 +1,20 @@
 """Serving latency and throughput on the CPU: in process (eager, TorchScript, ONNX Runtime) against REST.
 
-One run measures, per net: batch-1 latency percentiles and batch-64 throughput in process, then the
-same nets behind a real TorchServe (own workdir, free ports on 127.0.0.1, token auth on, stopped at
-the end even on failure) with 1 sequential client and 8 concurrent clients sending real JPEG test
-images, plus the feature-map endpoint. The REST numbers are judged against the issue's targets
-(REST p50 at most 3 ms above in-process ONNX Runtime p50; 8 clients reach 70 % of in-process
-single-thread batch-64 throughput; no failed request). Run it on a quiet machine:
+Per net: batch-1 latency and batch-64 throughput in process; the handler's own code (JPEG to JSON)
+without TorchServe; and the same nets behind a real TorchServe (own workdir, free ports on
+127.0.0.1, token auth on, stopped at the end even on failure): 1 sequential client, 8 concurrent
+clients, and the feature-map route of every layer, all with real JPEG test images.
 
-    python -m benchmarks.serve [--artifacts artifacts] [--model-store model_store] [--requests 1000] [--quick]
+Every compared variant runs in each of `--rounds` rounds, in an order that rotates from round to
+round, so a burst of other work on the machine hits all of them alike; each figure is the median
+of its per-round values. Targets are judged only by ratios and differences within this run: REST
+p50 at most 3 ms above in-process ONNX Runtime p50; feature-map p50 at most 3 ms above the
+prediction p50, for every layer; 8 clients reach 70 % of in-process batch-64 throughput; no failed
+request. The CPU, its instruction sets, the load average and the busiest other processes are
+recorded before and after; from a busy machine (load average > 0.5 at the start) the committed
+results are not overwritten unless --force.
+
+    python -m benchmarks.serve [--artifacts artifacts] [--model-store model_store] [--rounds 5] [--quick]
 
 Missing artefacts or archives are built from runs/<model>/best.pt (serving.export, serving.archive).
 """
@@ -27,19 +34,39 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from benchmarks.common import machine, markdown_table, write_results
-from serving import ARCHIVE_VERSION, DEFAULT_BACKEND, FEATURE_ROUTE, METADATA_FILE, ONNX_FILE, TORCHSCRIPT_FILE
-from serving.server import HOST, Ports, Server, free_ports, start_server, stop
+from benchmarks.common import (
+    RESULTS,
+    check_quiet,
+    describe_machine,
+    finish,
+    machine,
+    markdown_table,
+    median_of,
+    write_results,
+)
+from cifarlens_runtime.constants import (
+    ARCHIVE_VERSION,
+    DEFAULT_BACKEND,
+    FEATURE_ROUTE,
+    HOST,
+    METADATA_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    Ports,
+)
+from serving.server import Server, free_ports, start_server, stop
 from training.models import list_models
 
 # The issue's targets.
 TARGET_P50_OVERHEAD_MS = 3.0
+TARGET_FEATURE_OVERHEAD_MS = 3.0
 TARGET_THROUGHPUT_RATIO = 0.7
 CONCURRENT_CLIENTS = 8
 BATCH = 64
@@ -56,15 +83,15 @@ def pct(ms: Sequence[float]) -> dict[str, float]:
     return {k: round(float(v), 3) for k, v in vals.items()}
 
 
-def time_calls(fn: Callable[[int], Any], n: int, warmup: int, time_cap: float) -> list[float]:
-    """Latencies (ms) of `fn(i)` for i < n after `warmup` untimed calls; stops early at `time_cap` seconds."""
+def time_calls(fn: Callable[[int], Any], n: int, warmup: int, time_cap: float, offset: int = 0) -> list[float]:
+    """Latencies (ms) of `fn(offset + i)` for i < n after `warmup` untimed calls; stops early at `time_cap` seconds."""
     for i in range(warmup):
-        fn(i)
+        fn(offset + i)
     out: list[float] = []
     deadline = time.monotonic() + time_cap
     for i in range(n):
         t0 = time.perf_counter()
-        fn(i)
+        fn(offset + i)
         out.append((time.perf_counter() - t0) * 1e3)
         if time.monotonic() > deadline:
             break
@@ -82,8 +109,8 @@ def test_inputs(data_dir: Path, n: int) -> tuple[np.ndarray, list[bytes]]:
     """
     from PIL import Image
 
+    from cifarlens_runtime.preprocess import preprocess
     from training.data import load_cifar10
-    from training.preprocess import preprocess
 
     files = sorted((data_dir / "test").glob("*/*.jpg"))
     if files:
@@ -144,80 +171,133 @@ def archive_config(mar: Path) -> dict[str, Any]:
         return yaml.safe_load(z.read(name)) if name else {}
 
 
+# --- what is measured: variants, each run a little in every round ---------------------------------
+
+
+@dataclass
+class Variant:
+    """One compared thing (a runtime, a route, a client count): its table fields, and how to measure it.
+
+    `measure(n, offset)` times `n` calls starting at input `offset` and returns that round's values:
+    `lat` (ms per call) and any of `b64_img_s`, `req_s`, `failures`, `response_bytes`, `ts_mean_ms`,
+    `ts_queue_ms`.
+    """
+
+    group: str
+    fields: dict[str, Any]
+    measure: Callable[[int, int], dict[str, Any]]
+    n: int
+    warmup: Callable[[], Any] | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The medians over rounds of each round's figures (percentiles from each round's own latencies)."""
+        per_round = [pct(r.get("lat", [])) for r in self.rounds]
+        row: dict[str, Any] = {
+            **self.fields,
+            "rounds": len(self.rounds),
+            "n": sum(len(r.get("lat", [])) for r in self.rounds),
+        }
+        if any(r.get("lat") for r in self.rounds):
+            for key in ("p50_ms", "p95_ms", "p99_ms", "mean_ms"):
+                row[key] = median_of([p[key] for p in per_round])
+            p50s = [p["p50_ms"] for p in per_round if p["p50_ms"] == p["p50_ms"]]
+            row["p50_spread_ms"] = round(max(p50s) - min(p50s), 3) if p50s else float("nan")
+        for key in ("b64_img_s", "req_s", "ts_mean_ms", "ts_queue_ms"):
+            vals = [r[key] for r in self.rounds if key in r]
+            if vals:
+                row[key] = median_of(vals)
+        if any("response_bytes" in r for r in self.rounds):
+            row["response_bytes"] = max(r.get("response_bytes", 0) for r in self.rounds)
+        if self.group.startswith("rest"):
+            row["failed"] = sum(len(r.get("failures", [])) for r in self.rounds)
+        return row
+
+
+def run_rounds(variants: list[Variant], rounds: int) -> None:
+    """Warm every variant up, then run `rounds` rounds of all of them, the order rotated (and reversed every
+    other round) so that no variant always runs first, last or next to the same neighbour."""
+    for v in variants:
+        if v.warmup is not None:
+            v.warmup()
+    for r in range(rounds):
+        k = (r * len(variants)) // max(rounds, 1)
+        order = variants[k:] + variants[:k]
+        if r % 2:
+            order.reverse()
+        t0 = time.perf_counter()
+        for v in order:
+            v.rounds.append(v.measure(v.n, r * v.n))
+        print(
+            f"round {r + 1}/{rounds}: {time.perf_counter() - t0:.0f} s, load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+
+
 # --- in process ---------------------------------------------------------------------------------
 
 
-def in_process(
-    name: str, artifacts: Path, runs: Path, x: np.ndarray, threads: int, args: argparse.Namespace
-) -> list[dict[str, Any]]:
-    """Batch-1 latency and batch-64 throughput of eager PyTorch, TorchScript and ONNX Runtime with `threads`."""
+def in_process_variants(
+    name: str, artifacts: Path, runs: Path, x: np.ndarray, jpegs: list[bytes], args: argparse.Namespace
+) -> list[Variant]:
+    """Batch-1 latency and batch-64 throughput of eager PyTorch, TorchScript and ONNX Runtime per thread
+    count, and the handler's own code (JPEG decode, ONNX Runtime, JSON) without TorchServe."""
     import torch
 
-    from serving.predictor import Predictor, load_metadata
+    from cifarlens_runtime.predictor import Predictor, load_metadata
+    from cifarlens_runtime.service import Request, handle_batch
     from training.checkpoint import model_from_checkpoint
 
-    torch.set_num_threads(threads)
     meta = load_metadata(artifacts / name)
     ckpt = Path(meta.get("checkpoint") or runs / name / "best.pt")
     if not ckpt.is_file():
         ckpt = runs / name / "best.pt"
     eager, _ = model_from_checkpoint(ckpt)
-    ts = Predictor(artifacts / name, backend="torchscript", threads=threads)
-    ort = Predictor(artifacts / name, backend="onnxruntime", threads=threads)
-    torch.set_num_threads(threads)  # Predictor(torchscript) sets it too; keep it explicit
-
-    def eager_run(b: np.ndarray) -> None:
-        with torch.inference_mode():
-            eager(torch.from_numpy(b))
-
-    runners: dict[str, Callable[[np.ndarray], Any]] = {
-        "eager": eager_run,
-        "torchscript": ts.predict,
-        "onnxruntime": ort.predict,
-    }
     n_img = len(x)
     batches = [np.ascontiguousarray(x[np.arange(i, i + BATCH) % n_img]) for i in range(0, n_img, BATCH)]
-    rows = []
-    for runtime, run in runners.items():
-        if threads != 1 and runtime == "torchscript":
-            continue  # 2 threads only for eager and ONNX Runtime
-        lat = time_calls(lambda i, run=run: run(x[i % n_img : i % n_img + 1]), args.iters, args.warmup, args.time_cap)
-        for b in batches[: max(2, args.warmup // 5)]:
-            run(b)
-        t0, done = time.perf_counter(), 0
-        deadline = time.monotonic() + args.time_cap
-        for i in range(args.batches):
-            run(batches[i % len(batches)])
-            done += BATCH
-            if time.monotonic() > deadline:
-                break
-        tput = done / (time.perf_counter() - t0)
-        row = {"model": name, "runtime": runtime, "threads": threads, "n": len(lat), **pct(lat)}
-        row["b64_img_s"] = round(tput, 1)
-        row["b64_batches"] = done // BATCH
-        print(row, flush=True)
-        rows.append(row)
-    return rows
+    per_round_batches = max(2, args.batches // args.rounds)
+    variants = []
+    for threads in args.threads:
 
+        def eager_run(b: np.ndarray) -> None:
+            with torch.inference_mode():
+                eager(torch.from_numpy(b))
 
-def service_in_process(name: str, artifacts: Path, jpegs: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
-    """Batch-1 latency of the handler's own code (JPEG decode, ONNX Runtime, JSON) without TorchServe.
+        runners: dict[str, Callable[[np.ndarray], Any]] = {"eager": eager_run}
+        if threads == 1:  # TorchScript for comparison at 1 thread only
+            runners["torchscript"] = Predictor(artifacts / name, backend="torchscript", threads=1).predict
+        runners["onnxruntime"] = Predictor(artifacts / name, backend="onnxruntime", threads=threads).predict
+        for runtime, run in runners.items():
 
-    The gap between this and REST is TorchServe's share (HTTP, Java frontend, batching, worker socket).
-    """
-    from serving.predictor import Predictor
-    from serving.service import Request, handle_batch
+            def measure(n: int, offset: int, run=run, threads: int = threads) -> dict[str, Any]:
+                torch.set_num_threads(threads)
+                lat = time_calls(lambda i: run(x[i % n_img : i % n_img + 1]), n, 0, args.time_cap, offset)
+                t0, done = time.perf_counter(), 0
+                for i in range(per_round_batches):
+                    run(batches[(offset + i) % len(batches)])
+                    done += BATCH
+                return {"lat": lat, "b64_img_s": done / (time.perf_counter() - t0)}
+
+            def warm(run=run, threads: int = threads) -> None:
+                torch.set_num_threads(threads)
+                for i in range(args.warmup):
+                    run(x[i % n_img : i % n_img + 1])
+                run(batches[0])
+
+            fields_ = {"model": name, "runtime": runtime, "threads": threads}
+            variants.append(Variant("in_process", fields_, measure, max(args.iters // args.rounds, 1), warm))
 
     ort = Predictor(artifacts / name, backend="onnxruntime", threads=1)
-    lat = time_calls(
-        lambda i: handle_batch(ort, [Request(body=jpegs[i % len(jpegs)], route=None)]),
-        args.iters,
-        args.warmup,
-        args.time_cap,
+
+    def service(n: int, offset: int) -> dict[str, Any]:
+        call = lambda i: handle_batch(ort, [Request(body=jpegs[i % len(jpegs)], route=None)])  # noqa: E731
+        return {"lat": time_calls(call, n, 0, args.time_cap, offset)}
+
+    fields_ = {"model": name, "runtime": "service (JPEG -> JSON, ORT)", "threads": 1}
+    variants.append(
+        Variant("service", fields_, service, max(args.iters // args.rounds, 1), lambda: service(args.warmup, 0))
     )
-    row = {"model": name, "runtime": "service (JPEG -> JSON, ORT)", "threads": 1, "n": len(lat), **pct(lat)}
-    print(row, flush=True)
-    return row
+    return variants
 
 
 # --- REST ---------------------------------------------------------------------------------------
@@ -244,7 +324,7 @@ class Client:
             self.last_size = len(data)
             if resp.status == 200:
                 return True
-            self.failures.append(f"{path}: HTTP {resp.status} {data[:200]!r}")
+            self.failures.append(f"{path}: HTTP {resp.status} {data[:200].decode('utf-8', 'replace')}")
         except (OSError, http.client.HTTPException) as exc:
             self.failures.append(f"{path}: {type(exc).__name__}: {exc}")
             self.close()
@@ -294,29 +374,24 @@ def ts_breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 
 def rest_sequential(
-    server: Server, model: str, path: str, jpegs: list[bytes], n: int, args: argparse.Namespace
-) -> tuple[dict[str, Any], list[str]]:
-    """One client, one request at a time: latency percentiles, failures, the answer size and TorchServe's
-    own mean time per request over the timed requests."""
+    server: Server, model: str, path: str, jpegs: list[bytes], n: int, offset: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One client, one request at a time: latencies, failures, the answer size and TorchServe's own mean
+    time per request over these requests."""
     client = Client(server)
     try:
-        for i in range(args.warmup):
-            client.post(path, jpegs[i % len(jpegs)])
         before = ts_counters(server, model)
-        lat = time_calls(lambda i: client.post(path, jpegs[i % len(jpegs)]), n, 0, args.time_cap)
+        lat = time_calls(lambda i: client.post(path, jpegs[i % len(jpegs)]), n, 0, args.time_cap, offset)
         after = ts_counters(server, model)
     finally:
         client.close()
-    # Warm-up failures count too: every request must succeed.
-    row = {"n": len(lat), **pct(lat), "failed": len(client.failures), "response_bytes": client.last_size}
-    row.update(ts_breakdown(before, after))
-    return row, client.failures
+    return {"lat": lat, "failures": client.failures, "response_bytes": client.last_size, **ts_breakdown(before, after)}
 
 
 def rest_concurrent(
-    server: Server, path: str, jpegs: list[bytes], total: int, args: argparse.Namespace
-) -> tuple[dict[str, Any], list[str]]:
-    """`CONCURRENT_CLIENTS` threads, each with its own connection, sharing `total` requests after a warm-up."""
+    server: Server, path: str, jpegs: list[bytes], total: int, offset: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """`CONCURRENT_CLIENTS` threads, each with its own connection, sharing `total` requests."""
     per_client = max(total // CONCURRENT_CLIENTS, 1)
     clients = [Client(server) for _ in range(CONCURRENT_CLIENTS)]
     latencies: list[list[float]] = [[] for _ in clients]
@@ -325,14 +400,12 @@ def rest_concurrent(
 
     def work(k: int) -> None:
         c = clients[k]
-        for i in range(max(args.warmup // CONCURRENT_CLIENTS, 1)):
-            c.post(path, jpegs[(k + i) % len(jpegs)])
+        c.post(path, jpegs[k % len(jpegs)])  # open the connection before the clock starts
         barrier.wait()
         deadline = time.monotonic() + args.time_cap
         for i in range(per_client):
             t0 = time.perf_counter()
-            ok = c.post(path, jpegs[(k * per_client + i) % len(jpegs)])
-            if ok:
+            if c.post(path, jpegs[(offset + k * per_client + i) % len(jpegs)]):
                 latencies[k].append((time.perf_counter() - t0) * 1e3)
             if time.monotonic() > deadline:
                 break
@@ -349,84 +422,76 @@ def rest_concurrent(
         c.close()
     wall = max(ends) - start if all(ends) else float("nan")
     ok = sum(len(lat) for lat in latencies)
-    failures = [f for c in clients for f in c.failures]
-    row = {
-        "clients": CONCURRENT_CLIENTS,
-        "n": ok + len(failures),
-        "req_s": round(ok / wall, 1) if wall > 0 else float("nan"),
-        **pct([v for lat in latencies for v in lat]),
-        "failed": len(failures) + sum(t.is_alive() for t in threads),
+    failures = [f for c in clients for f in c.failures] + [
+        f"{path}: client thread hung" for t in threads if t.is_alive()
+    ]
+    return {
+        "lat": [v for lat in latencies for v in lat],
+        "req_s": ok / wall if wall > 0 else float("nan"),
+        "failures": failures,
     }
-    return row, failures
 
 
-def rest(
-    names: Sequence[str], artifacts: Path, model_store: Path, jpegs: list[bytes], args: argparse.Namespace
-) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """Start TorchServe on the archives, measure every net, and stop it whatever happens."""
-    from serving.predictor import load_metadata
+def rest_variants(
+    server: Server, names: Sequence[str], artifacts: Path, jpegs: list[bytes], args: argparse.Namespace
+) -> list[Variant]:
+    """Per net: predictions with 1 and with 8 clients, and the feature maps of every layer with 1 client."""
+    from cifarlens_runtime.predictor import load_metadata
 
-    groups: dict[str, list[dict[str, Any]]] = {"rest_sequential": [], "rest_concurrent": [], "rest_feature_maps": []}
-    failures: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="cifarlens-bench-serve-"))
-    server = None
-    try:
-        t0 = time.perf_counter()
-        server = start_server(model_store, Ports(*free_ports()), workdir, foreground=True, models=names)
-        print(f"TorchServe healthy in {time.perf_counter() - t0:.0f} s (workdir {workdir})", flush=True)
-        for name in names:
-            path = f"/predictions/{name}"
-            row, f = rest_sequential(server, name, path, jpegs, args.requests, args)
-            groups["rest_sequential"].append({"model": name, **row})
-            failures += f
-            print({"model": name, "rest": "sequential", **row}, flush=True)
-            row, f = rest_concurrent(server, path, jpegs, args.requests, args)
-            groups["rest_concurrent"].append({"model": name, **row})
-            failures += f
-            print({"model": name, "rest": "concurrent", **row}, flush=True)
-            layers = load_metadata(artifacts / name)["feature_layers"]
-            mid = layers[len(layers) // 2]["name"]
-            largest = max(layers, key=lambda d: int(np.prod(d["shape"])))["name"]
-            for label, layer in (("mid", mid), ("largest", largest)):
-                fpath = f"/predictions/{name}/{ARCHIVE_VERSION}/{FEATURE_ROUTE}/{layer}"
-                row, f = rest_sequential(server, name, fpath, jpegs, max(args.requests // 5, 10), args)
-                row = {"model": name, "layer": f"{layer} ({label})", **row}
-                groups["rest_feature_maps"].append(row)
-                failures += f
-                print(row, flush=True)
-    except BaseException:
-        print(f"TorchServe logs kept in {workdir / 'logs'}", file=sys.stderr)
-        raise
-    finally:
-        if server is not None:
-            stop(server)
-    if failures:
-        print(f"{len(failures)} failed requests; TorchServe logs kept in {workdir / 'logs'}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return groups, failures
+    per_round = max(args.requests // args.rounds, 1)
+    variants = []
+    for name in names:
+        path = f"/predictions/{name}"
+
+        def seq(n: int, offset: int, name: str = name, path: str = path) -> dict[str, Any]:
+            return rest_sequential(server, name, path, jpegs, n, offset, args)
+
+        def conc(n: int, offset: int, path: str = path) -> dict[str, Any]:
+            return rest_concurrent(server, path, jpegs, n, offset, args)
+
+        def warm(name: str = name, path: str = path) -> None:
+            rest_sequential(server, name, path, jpegs, args.warmup, 0, args)
+
+        variants.append(Variant("rest_sequential", {"model": name}, seq, per_round, warm))
+        variants.append(Variant("rest_concurrent", {"model": name, "clients": CONCURRENT_CLIENTS}, conc, per_round))
+        for layer in load_metadata(artifacts / name)["feature_layers"]:
+            fpath = f"/predictions/{name}/{ARCHIVE_VERSION}/{FEATURE_ROUTE}/{layer['name']}"
+
+            def feat(n: int, offset: int, name: str = name, fpath: str = fpath) -> dict[str, Any]:
+                return rest_sequential(server, name, fpath, jpegs, n, offset, args)
+
+            shape = "×".join(str(s) for s in layer["shape"])
+            fields_ = {"model": name, "layer": layer["name"], "shape": shape}
+            n = max(per_round // args.feature_share, 1)
+            variants.append(Variant("rest_feature_maps", fields_, feat, n, lambda feat=feat: feat(5, 0)))
+    return variants
 
 
 # --- report -------------------------------------------------------------------------------------
 
 
+def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
+    return next(r for r in rows if all(r.get(k) == v for k, v in match.items()))
+
+
 def targets(
-    names: Sequence[str],
-    local: list[dict[str, Any]],
-    groups: dict[str, list[dict[str, Any]]],
-    configs: dict[str, dict[str, Any]],
+    names: Sequence[str], groups: dict[str, list[dict[str, Any]]], configs: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Pass/fail per net against the issue's three targets (the archive's backend is shown: the targets
-    compare REST with in-process ONNX Runtime, so a TorchScript archive is judged against another runtime)."""
+    """Pass/fail per net against the issue's targets, each a ratio or a difference of medians from this run
+    (the archive's backend is shown: the targets compare REST with in-process ONNX Runtime)."""
     rows = []
     for name in names:
-        ort = next(r for r in local if r["model"] == name and r["runtime"] == "onnxruntime" and r["threads"] == 1)
-        seq = next(r for r in groups["rest_sequential"] if r["model"] == name)
-        conc = next(r for r in groups["rest_concurrent"] if r["model"] == name)
-        failed = sum(r["failed"] for g in groups.values() for r in g if r["model"] == name)
+        ort = _row(groups["in_process"], model=name, runtime="onnxruntime", threads=1)
+        seq = _row(groups["rest_sequential"], model=name)
+        conc = _row(groups["rest_concurrent"], model=name)
+        features = [r for r in groups["rest_feature_maps"] if r["model"] == name]
+        failed = sum(r.get("failed", 0) for g in groups.values() for r in g if r["model"] == name)
         overhead = float(seq["p50_ms"] - ort["p50_ms"])
+        feature_overhead = max(float(r["p50_ms"] - seq["p50_ms"]) for r in features)
+        worst = max(features, key=lambda r: r["p50_ms"])["layer"]
         ratio = conc["req_s"] / ort["b64_img_s"]
         latency_ok = bool(overhead <= TARGET_P50_OVERHEAD_MS)
+        feature_ok = bool(feature_overhead <= TARGET_FEATURE_OVERHEAD_MS)
         tput_ok = bool(ratio >= TARGET_THROUGHPUT_RATIO)
         rows.append({
             "model": name,
@@ -435,57 +500,96 @@ def targets(
             "rest_p50_ms": seq["p50_ms"],
             "overhead_ms": round(overhead, 3),
             "latency_pass": "pass" if latency_ok else "FAIL",
+            "worst_layer": worst,
+            "feature_over_prediction_ms": round(feature_overhead, 3),
+            "feature_pass": "pass" if feature_ok else "FAIL",
             "ort_b64_img_s": ort["b64_img_s"],
             "rest_8c_req_s": conc["req_s"],
             "ratio": round(ratio, 3),
             "throughput_pass": "pass" if tput_ok else "FAIL",
             "failed": failed,
             "failed_pass": "pass" if failed == 0 else "FAIL",
-            "all_pass": latency_ok and tput_ok and failed == 0,
+            "all_pass": latency_ok and feature_ok and tput_ok and failed == 0,
         })  # fmt: skip
     return rows
 
 
 def markdown(payload: dict[str, Any]) -> str:
     s = payload["settings"]
-    lat_cols = ["model", "runtime", "threads", "n", "p50_ms", "p95_ms", "p99_ms", "mean_ms"]
+    m = payload["machine"]
+    lat_cols = ["model", "runtime", "threads", "n", "p50_ms", "p50_spread_ms", "p95_ms", "p99_ms"]
+    busiest = "; ".join(
+        f"{when}: " + (", ".join(f"{p['name']} {p['cpu_percent']:.0f} %" for p in m[key]["busiest"]) or "none")
+        for when, key in (("start", "at_start"), ("end", "at_end"))
+        if key in m
+    )
     parts = [
         "## Settings\n",
-        f"In process: batch-1 latency over {s['iters']} calls (after {s['warmup']} warm-up calls) on preprocessed "
-        f"CIFAR-10 test images; batch-{BATCH} throughput over {s['batches']} batches. Thread counts as listed "
-        "(`torch.set_num_threads`, ONNX Runtime intra-op threads; inter-op 1). Eager is the checkpoint's net "
-        "(logits only); TorchScript and ONNX Runtime run the exported FeatureModel through "
-        "`serving.predictor.Predictor`, asking for the logits. The service row is the handler's code "
-        "(`serving.service.handle_batch`: JPEG decode, preprocessing, ONNX Runtime, JSON) without TorchServe.\n\n"
+        f"{s['rounds']} rounds; in each, every variant below runs once, in an order rotated from round to round "
+        "(and reversed every other round), so a burst of other work hits all variants alike. Every figure is the "
+        "median of the per-round figures; `p50_spread_ms` is the largest minus the smallest per-round p50 (how much "
+        "the machine moved under the run). Targets compare medians of this one run only.\n\n"
+        f"Machine: {describe_machine(m)}. Busiest other processes (% of one core) at {busiest}.\n\n"
+        f"In process: batch-1 latency over {s['iters']} calls in all (after {s['warmup']} warm-up calls) on "
+        f"preprocessed CIFAR-10 test images; batch-{BATCH} throughput over about {s['batches']} batches in all. Thread "
+        "counts as listed (`torch.set_num_threads`, ONNX Runtime intra-op threads; inter-op 1). Eager is the "
+        "checkpoint's net (logits only); TorchScript and ONNX Runtime run the exported FeatureModel through "
+        "`cifarlens_runtime.predictor.Predictor`, asking for the logits. The service row is the handler's code "
+        "(`cifarlens_runtime.service.handle_batch`: JPEG decode, preprocessing, ONNX Runtime, JSON) without "
+        "TorchServe.\n\n"
         f"REST: one TorchServe on 127.0.0.1 (token auth on, `OMP_NUM_THREADS=1`) with the archives of "
         f"`{s['model_store']}`; per-model settings from the archives: {json.dumps(payload['archive_configs'])}. "
         f"Clients are Python threads with one keep-alive `http.client` connection each, on the same machine "
         f"(they share its cores with the server), sending real JPEG test images (`image/jpeg`). Sequential: "
-        f"{s['requests']} requests, 1 client. Concurrent: {CONCURRENT_CLIENTS} clients sharing {s['requests']} "
-        f"requests; req/s over the time from the common start to the last client's end. `ts_mean_ms` and "
-        "`ts_queue_ms` are TorchServe's own mean time per request and in its queue (Prometheus counters over the "
-        "timed requests): client p50 minus those is HTTP and the client. Every loop stops "
-        f"early after {s['time_cap']} s. Failed = any answer other than 200 or a connection error.\n",
+        f"{s['requests']} requests in all, 1 client. Concurrent: {CONCURRENT_CLIENTS} clients sharing "
+        f"{s['requests']} requests in all; req/s over the time from the common start to the last client's end. "
+        f"Feature maps: every layer, 1 client, 1/{s['feature_share']} as many requests. `ts_mean_ms` and "
+        "`ts_queue_ms` are TorchServe's own mean time per request and in its queue (Prometheus counters): client "
+        f"p50 minus those is HTTP and the client. Every loop stops early after {s['time_cap']} s. Failed = any "
+        "answer other than 200 or a connection error.\n",
         "## In process, batch 1 latency (ms)\n",
         markdown_table(payload["in_process"] + payload["service"], lat_cols),
         f"\n## In process, batch {BATCH} throughput (images/s)\n",
-        markdown_table(payload["in_process"], ["model", "runtime", "threads", "b64_batches", "b64_img_s"]),
+        markdown_table(payload["in_process"], ["model", "runtime", "threads", "b64_img_s"]),
         "\n## REST, 1 sequential client, batch 1 (ms)\n",
         markdown_table(
             payload["rest_sequential"],
-            ["model", *lat_cols[3:], "ts_mean_ms", "ts_queue_ms", "failed", "response_bytes"],
-        ),
+            [
+                "model",
+                "n",
+                "p50_ms",
+                "p50_spread_ms",
+                "p95_ms",
+                "p99_ms",
+                "ts_mean_ms",
+                "ts_queue_ms",
+                "failed",
+                "response_bytes",
+            ],
+        ),  # fmt: skip
         f"\n## REST, {CONCURRENT_CLIENTS} concurrent clients\n",
-        markdown_table(payload["rest_concurrent"], ["model", "clients", "n", "req_s", *lat_cols[4:], "failed"]),
-        "\n## REST, feature maps, 1 sequential client (ms)\n",
+        markdown_table(payload["rest_concurrent"], ["model", "clients", "n", "req_s", "p50_ms", "p95_ms", "failed"]),
+        "\n## REST, feature maps of every layer, 1 sequential client (ms)\n",
         markdown_table(
             payload["rest_feature_maps"],
-            ["model", "layer", "n", "p50_ms", "p95_ms", "ts_mean_ms", "failed", "response_bytes"],
-        ),
+            [
+                "model",
+                "layer",
+                "shape",
+                "n",
+                "p50_ms",
+                "p50_spread_ms",
+                "p95_ms",
+                "ts_mean_ms",
+                "failed",
+                "response_bytes",
+            ],
+        ),  # fmt: skip
         "\n## Targets\n",
-        f"REST p50 at most {TARGET_P50_OVERHEAD_MS:g} ms above in-process ONNX Runtime p50 (1 thread); "
-        f"{CONCURRENT_CLIENTS} clients reach at least {TARGET_THROUGHPUT_RATIO:.0%} of in-process ONNX Runtime "
-        f"batch-{BATCH} throughput (1 thread); no failed request.\n",
+        f"REST p50 at most {TARGET_P50_OVERHEAD_MS:g} ms above in-process ONNX Runtime p50 (1 thread); feature-map "
+        f"p50 at most {TARGET_FEATURE_OVERHEAD_MS:g} ms above the prediction p50, for every layer (the worst layer "
+        f"shown); {CONCURRENT_CLIENTS} clients reach at least {TARGET_THROUGHPUT_RATIO:.0%} of in-process ONNX "
+        f"Runtime batch-{BATCH} throughput (1 thread); no failed request.\n",
         markdown_table(
             payload["targets"],
             [
@@ -494,6 +598,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 "rest_p50_ms",
                 "overhead_ms",
                 "latency_pass",
+                "worst_layer",
+                "feature_over_prediction_ms",
+                "feature_pass",
                 "ort_b64_img_s",
                 "rest_8c_req_s",
                 "ratio",
@@ -515,21 +622,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs", help="checkpoints, to build missing artefacts (default: runs)")
     parser.add_argument("--data-dir", default="../shared/data/cifar10", help="CIFAR-10 ImageFolder root")
     parser.add_argument("--models", nargs="+", choices=list_models(), default=list_models())
-    parser.add_argument("--requests", type=int, default=1000, help="REST requests per measurement (default: 1000)")
-    parser.add_argument("--iters", type=int, default=1000, help="in-process batch-1 calls (default: 1000)")
-    parser.add_argument("--batches", type=int, default=40, help=f"in-process batch-{BATCH} calls (default: 40)")
-    parser.add_argument("--warmup", type=int, default=50, help="untimed calls before each loop (default: 50)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; figures are their medians")
+    parser.add_argument("--requests", type=int, default=1000, help="REST requests per net, all rounds (default: 1000)")
+    parser.add_argument("--feature-share", type=int, default=5, help="feature-map requests per layer: requests / this")
+    parser.add_argument("--iters", type=int, default=1000, help="in-process batch-1 calls, all rounds (default: 1000)")
+    parser.add_argument("--batches", type=int, default=40, help=f"in-process batch-{BATCH} calls, all rounds")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed calls before the first round (default: 50)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="in-process thread counts")
     parser.add_argument("--time-cap", type=float, default=120.0, help="seconds per timed loop at most")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the results go (default: {RESULTS})")
+    parser.add_argument("--force", action="store_true", help="overwrite committed results even from a busy machine")
     parser.add_argument("--quick", action="store_true", help="few requests, 1 thread: validates the script")
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.iters, args.batches, args.warmup = 40, 40, 3, 8
+        args.requests, args.iters, args.batches, args.warmup, args.rounds = 40, 40, 4, 8, 2
         args.threads, args.time_cap = [1], 20.0
     import torch
 
     torch.set_num_interop_threads(1)
     info = machine()
+    print(f"machine: {describe_machine(info)}", flush=True)
+    check_quiet(args.out, args.force or args.quick and args.out != RESULTS, info)
     artifacts, model_store, runs = Path(args.artifacts), Path(args.model_store), Path(args.runs)
     data_dir = Path(args.data_dir)
     if not (data_dir / "test").is_dir():
@@ -540,30 +653,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
     x, jpegs = test_inputs(data_dir, 256)
 
-    local: list[dict[str, Any]] = []
-    service: list[dict[str, Any]] = []
+    variants: list[Variant] = []
     for name in args.models:
-        for threads in args.threads:
-            local += in_process(name, artifacts, runs, x, threads, args)
-        service.append(service_in_process(name, artifacts, jpegs, args))
+        variants += in_process_variants(name, artifacts, runs, x, jpegs, args)
+    workdir = Path(tempfile.mkdtemp(prefix="cifarlens-bench-serve-"))
+    server = None
+    try:
+        t0 = time.perf_counter()
+        server = start_server(model_store, Ports(*free_ports()), workdir, foreground=True, models=args.models)
+        print(f"TorchServe healthy in {time.perf_counter() - t0:.0f} s (workdir {workdir})", flush=True)
+        variants += rest_variants(server, args.models, artifacts, jpegs, args)
+        run_rounds(variants, args.rounds)
+    except BaseException:
+        print(f"TorchServe logs kept in {workdir / 'logs'}", file=sys.stderr)
+        raise
+    finally:
+        if server is not None:
+            stop(server)
+    failures = [f for v in variants for r in v.rounds for f in r.get("failures", [])]
+    if failures:
+        print(f"{len(failures)} failed requests; TorchServe logs kept in {workdir / 'logs'}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    groups, failures = rest(args.models, artifacts, model_store, jpegs, args)
+    groups: dict[str, list[dict[str, Any]]] = {
+        g: [] for g in ("in_process", "service", "rest_sequential", "rest_concurrent", "rest_feature_maps")
+    }
+    for v in variants:
+        row = v.summary()
+        groups[v.group].append(row)
+        print({"group": v.group, **row}, flush=True)
     configs = {n: archive_config(model_store / f"{n}.mar") for n in args.models}
     payload: dict[str, Any] = {
-        "machine": info,
-        "load_average_at_end": os.getloadavg(),
-        "settings": {**vars(args), "concurrent_clients": CONCURRENT_CLIENTS, "batch": BATCH},
+        "machine": finish(info),
+        "settings": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "concurrent_clients": CONCURRENT_CLIENTS,
+            "batch": BATCH,
+        },
         "archive_configs": configs,
         "built": built,
-        "in_process": local,
-        "service": service,
         **groups,
         "failures": failures[:50],
-        "targets": targets(args.models, local, groups, configs),
+        "targets": targets(args.models, groups, configs),
     }
     for row in payload["targets"]:
         print(row, flush=True)
-    for path in write_results("serve_cpu", payload, markdown(payload)):
+    for path in write_results("serve_cpu", payload, markdown(payload), args.out):
         print(path)
     return 0 if not failures else 1
 

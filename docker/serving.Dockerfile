@@ -42,6 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     MPLCONFIGDIR=/tmp/matplotlib
 COPY docker/torchserve-entrypoint.sh docker/healthcheck.py /srv/docker/
+# The healthcheck reads ports and key files through the torch-free runtime package (found beside it).
+COPY cifarlens_runtime /srv/docker/cifarlens_runtime
 COPY serving/config.properties /srv/config/config.properties
 # /srv/ts becomes the named volume (keys, logs, TorchServe's TEMP); a new volume takes this owner.
 RUN mkdir -p /srv/ts /srv/model_store && chown 1000:1000 /srv/ts

@@ -16,8 +16,7 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 GRADIO_ANALYTICS_ENABLED=False
 COPY docker/requirements-ui.txt /tmp/requirements.txt
 RUN pip install -q -r /tmp/requirements.txt
-COPY training /app/training
-COPY serving /app/serving
+COPY cifarlens_runtime /app/cifarlens_runtime
 COPY gradio_ui /app/gradio_ui
 COPY docker/ui_missing_module.py /tmp/ui_missing_module.py
 COPY docker/wheels/ /tmp/wheels/

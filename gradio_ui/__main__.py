@@ -12,6 +12,7 @@ os.environ["no_proxy"] = os.environ["NO_PROXY"]
 import argparse  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def make_backend(
@@ -21,22 +22,29 @@ def make_backend(
     management_url: str | None = None,
     key_file: str | None = None,
 ):
-    """The backend named on the command line (TorchServe settings otherwise from the environment)."""
+    """The backend named on the command line (TorchServe settings otherwise from the environment).
+
+    The TorchServe backend offers the nets exported under `artifacts` when the server's management
+    API cannot be asked (an inference key only)."""
+    from cifarlens_runtime.predictor import exported_models
     from gradio_ui.client import LocalBackend, TorchServeBackend
 
     if kind == "local":
         return LocalBackend(artifacts)
-    return TorchServeBackend.from_env(url=url, management_url=management_url, key_file=key_file)
+    known = exported_models(artifacts) if Path(artifacts).is_dir() else []
+    return TorchServeBackend.from_env(url=url, management_url=management_url, key_file=key_file, known_models=known)
 
 
-def data_note() -> str:
-    from gradio_ui.examples import candidate_dirs
+def data_note(data_dir: str | None = None) -> str:
+    from cifarlens_runtime.files import cifar10_candidates
 
-    tried = ", ".join(str(d) for d in candidate_dirs())
+    tried = ", ".join(str(d) for d in cifar10_candidates(data_dir))
     return f"Looked in: {tried}. Set DATA_DIR to a CIFAR-10 ImageFolder root (test/<class>/*.jpg)."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cifarlens_runtime.constants import UI_PORT
+
     parser = argparse.ArgumentParser(prog="python -m gradio_ui", description="Inspection page for the CIFAR-10 nets.")
     parser.add_argument(
         "--backend",
@@ -46,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "local: ONNX Runtime in process over --artifacts",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", UI_PORT)))
     parser.add_argument("--artifacts", default="artifacts", help="exported models for --backend local")
     parser.add_argument("--url", default=None, help="TorchServe inference URL (default: $CIFARLENS_URL or :8080)")
     parser.add_argument("--management-url", default=None, help="default: $CIFARLENS_MANAGEMENT_URL or :8081")
@@ -59,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     backend = make_backend(args.backend, args.artifacts, args.url, args.management_url, args.key_file)
     examples = load_examples(args.data_dir)
-    demo = build_app(backend, examples, data_note=data_note())
+    demo = build_app(backend, examples, data_note=data_note(args.data_dir))
     print(
         f"cifarlens UI: http://{args.host}:{args.port}  (backend {backend.name} at {backend.location}, "
         f"{len(examples)} example images)",

@@ -6,7 +6,6 @@ net's own panel), so an unreachable or failing server never breaks the page.
 
 from __future__ import annotations
 
-import base64
 import io
 import time
 from collections.abc import Sequence
@@ -16,15 +15,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from cifarlens_runtime.constants import HOST, TOP_K, UI_PORT
+from cifarlens_runtime.grid import channel_grid, channel_order, mean_overlay
+from cifarlens_runtime.preprocess import resize
+from cifarlens_runtime.responses import decode_activations
 from gradio_ui.client import Backend, BackendError
 from gradio_ui.examples import Example
-from training.grid import channel_grid, channel_order, mean_overlay
-from training.models import list_models
-from training.preprocess import resize
 
-# One column per registered net; the names in them come from the server.
-NUM_SLOTS = len(list_models())
-TOP_K = 5
+# Nets shown side by side (the project trains three); the names in the columns come from the server.
+NUM_SLOTS = 3
 COLORMAPS = ("viridis", "magma", "inferno", "gray", "coolwarm")
 DEFAULT_CHANNELS = 64
 MAX_CHANNELS = 1024
@@ -49,13 +48,6 @@ def image_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
-
-
-def decode_activations(body: dict[str, Any]) -> np.ndarray:
-    """The (C, H, W) activations of a feature-map body (base64 float16, C order) as float32."""
-    raw = base64.b64decode(body["activations"])
-    dtype = np.dtype(body.get("dtype", "float16"))
-    return np.frombuffer(raw, dtype=dtype).reshape(body["shape"]).astype(np.float32)
 
 
 def percent(x: Any) -> str:
@@ -102,11 +94,11 @@ def _listing(backend: Backend, model: str) -> dict[str, Any] | None:
 
 
 def model_names(backend: Backend) -> tuple[list[str], str | None]:
-    """The server's models, or the registry's names and the error when the server cannot say."""
+    """The server's models, or no names and the error when the server cannot say."""
     try:
         return backend.models(), None
     except BackendError as exc:
-        return list_models(), str(exc)
+        return [], str(exc)
 
 
 def status_markdown(backend: Backend) -> str:
@@ -337,7 +329,6 @@ def render_feature_maps(
 def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str = "") -> Any:
     """The Blocks of the page; launch it with `launch`."""
     examples = list(examples)
-    registry = list_models()
     with gr.Blocks(title="cifarlens: inside three CIFAR-10 nets") as demo:
         gr.Markdown("# cifarlens: inside three CIFAR-10 nets")
         status = gr.Markdown(elem_id="status")
@@ -385,7 +376,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
 
         gr.Markdown("## Feature maps")
         with gr.Row():
-            net = gr.Dropdown(choices=registry, value=None, label="Net", elem_id="fm-net")
+            net = gr.Dropdown(choices=[], value=None, label="Net (from the server)", elem_id="fm-net")
             layer = gr.Dropdown(choices=[], value=None, label="Layer (from the server)", elem_id="fm-layer")
             channels = gr.Slider(1, MAX_CHANNELS, value=DEFAULT_CHANNELS, step=1, label="Channels shown")
             cmap = gr.Dropdown(choices=list(COLORMAPS), value=COLORMAPS[0], label="Colormap")
@@ -425,9 +416,9 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
             choices, value, _ = layer_choices(backend, first)
             return text, warn, gr.Dropdown(choices=names, value=first), gr.Dropdown(choices=choices, value=value)
 
-        def _check() -> tuple[Any, ...]:
-            text, warn, names, _ = on_load(backend)
-            return text, warn
+        def _check(current: str | None) -> tuple[Any, ...]:
+            text, warn, names, first = on_load(backend)
+            return text, warn, gr.Dropdown(choices=names, value=current if current in names else first)
 
         def _predict(img: Image.Image | None, truth_label: str | None) -> tuple[Any, ...]:
             text, names, values, infos = predict_all(backend, img, truth_label)
@@ -455,7 +446,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
         fm_inputs = [image, net, layer, channels, cmap]
 
         demo.load(_load, outputs=[status, banner, net, layer])
-        check_btn.click(_check, outputs=[status, banner])
+        check_btn.click(_check, inputs=[net], outputs=[status, banner, net])
         predict_btn.click(_predict, inputs=[image, true_label], outputs=predict_outputs)
         if gallery is not None:
             gallery.select(_select, outputs=[image, true_label, truth]).then(
@@ -470,7 +461,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
     return demo
 
 
-def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
+def launch(demo: Any, host: str = HOST, port: int = UI_PORT, block: bool = True) -> Any:
     """Serve the page locally (never shared through Gradio's tunnel), without the Node SSR server."""
     return demo.launch(
         server_name=host,

@@ -1,6 +1,6 @@
 """Where the page gets its answers: TorchServe over REST, or the exported nets in process.
 
-Both backends return the same JSON bodies (built by `serving.responses` on both sides), so the page
+Both backends return the same JSON bodies (built by `cifarlens_runtime.responses` on both sides), so the page
 does not know which one it talks to. Every failure becomes a `BackendError` whose message is shown
 on the page as is: it says what went wrong and what to do.
 """
@@ -10,17 +10,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 
-from training.models import list_models
+from cifarlens_runtime.constants import (
+    ARCHIVE_VERSION,
+    DEFAULT_BACKEND,
+    DEFAULT_WORKDIR,
+    FEATURE_ROUTE,
+    KEY_FILE,
+    Ports,
+    url,
+)
+from cifarlens_runtime.files import KeyFileError
+from cifarlens_runtime.files import read_key_file as _read_key_file
+from cifarlens_runtime.predictor import exported_models
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_MANAGEMENT_URL = "http://127.0.0.1:8081"
+DEFAULT_URL = url(Ports.inference)
+DEFAULT_MANAGEMENT_URL = url(Ports.management)
 DEFAULT_TIMEOUT = 30.0
 # Model metadata changes only when the server restarts with new archives.
 LISTING_TTL_S = 60.0
@@ -58,24 +69,12 @@ class Backend(Protocol):
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]: ...
 
 
-def order_models(names: list[str]) -> list[str]:
-    """Registered nets first in registry order (the order `make train-all` trains them), then the rest."""
-    known = [n for n in list_models() if n in names]
-    return known + sorted(n for n in names if n not in known)
-
-
 def read_key_file(path: str | Path) -> dict[str, str]:
-    """{'inference': key, 'management': key, ...} from TorchServe's key_file.json."""
+    """{'inference': key, 'management': key, ...} from TorchServe's key_file.json, or a BackendError for the page."""
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BackendError(
-            f"key file {path} not found: TorchServe writes it to its working directory when it starts "
-            f"(run `make serve`), or set {ENV_TOKEN}"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot read key file {path}: {exc}") from None
-    return {kind: str(entry.get("key", "")) for kind, entry in data.items() if isinstance(entry, dict)}
+        return _read_key_file(path)
+    except KeyFileError as exc:
+        raise BackendError(f"{exc} (run `make serve`), or set {ENV_TOKEN}") from None
 
 
 class TorchServeBackend:
@@ -98,9 +97,8 @@ class TorchServeBackend:
         timeout: float = DEFAULT_TIMEOUT,
         version: str | None = None,
         session: requests.Session | None = None,
+        known_models: Sequence[str] = (),
     ) -> None:
-        from serving import ARCHIVE_VERSION
-
         self.url = url.rstrip("/")
         self.management_url = (management_url or _management_from(self.url)).rstrip("/")
         self.token = token or None
@@ -111,6 +109,8 @@ class TorchServeBackend:
         self.session = session or requests.Session()
         # Never route calls to the local server through an HTTP proxy.
         self.session.trust_env = False
+        # Names to offer when only an inference key is known (the management API lists models).
+        self.known_models = sorted(known_models)
         self._listings: dict[str, tuple[float, dict[str, Any]]] = {}
 
     @property
@@ -186,14 +186,15 @@ class TorchServeBackend:
         return str(self._request("GET", f"{self.url}/ping", "inference").get("status", "unknown"))
 
     def models(self) -> list[str]:
-        """Registered models, from the management API; the registry's names when only an inference key is known."""
+        """Registered models (sorted by name), from the management API; `known_models` when only an
+        inference key is known."""
         try:
             body = self._request("GET", f"{self.management_url}/models", "management", params={"limit": 100})
         except BackendError as exc:
-            if exc.status in (400, 401, 403) and self._key("inference"):
-                return list_models()
+            if exc.status in (400, 401, 403) and self._key("inference") and self.known_models:
+                return list(self.known_models)
             raise
-        return order_models([m["modelName"] for m in body.get("models", [])])
+        return sorted(m["modelName"] for m in body.get("models", []))
 
     def listing(self, model: str) -> dict[str, Any]:
         """Classes, normalisation, metrics and layers of `model` (the feature-map route without a layer)."""
@@ -201,8 +202,6 @@ class TorchServeBackend:
         cached = self._listings.get(model)
         if cached and now - cached[0] < LISTING_TTL_S:
             return cached[1]
-        from serving import FEATURE_ROUTE
-
         url = self._prediction_url(model, FEATURE_ROUTE)
         body = self._request("POST", url, "inference", data=b"", headers={"Content-Type": OCTET_STREAM})
         self._listings[model] = (now, body)
@@ -213,24 +212,22 @@ class TorchServeBackend:
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
         """The layer goes in the path: TorchServe 0.12 drops the query string before the handler."""
-        from serving import FEATURE_ROUTE
-
         url = self._prediction_url(model, f"{FEATURE_ROUTE}/{quote(layer, safe='')}")
         return self._request("POST", url, "inference", data=image, headers=_image_type(image))
 
 
 def default_key_file() -> Path:
     """The key file of the server `make serve` starts (its working directory), else key_file.json here."""
-    from serving.server import DEFAULT_WORKDIR, KEY_FILE
-
     candidates = [Path.cwd() / DEFAULT_WORKDIR / KEY_FILE, Path.cwd() / KEY_FILE]
     return next((p for p in candidates if p.is_file()), candidates[0])
 
 
-def _management_from(url: str) -> str:
-    """The management URL beside an inference URL: same host, port 8081 when the inference port is 8080."""
-    if url.endswith(":8080"):
-        return url[: -len("8080")] + "8081"
+def _management_from(inference_url: str) -> str:
+    """The management URL beside an inference URL: same host, the default management port beside the
+    default inference port."""
+    default = f":{Ports.inference}"
+    if inference_url.endswith(default):
+        return inference_url[: -len(default)] + f":{Ports.management}"
     return DEFAULT_MANAGEMENT_URL
 
 
@@ -260,13 +257,11 @@ def _image_type(image: bytes) -> dict[str, str]:
 
 class LocalBackend:
     """The exported nets run in process with ONNX Runtime (no Java, no server), answered by the same
-    `serving.service` code as the TorchServe handler, so the JSON is identical."""
+    `cifarlens_runtime.service` code as the TorchServe handler, so the JSON is identical."""
 
     name = "local"
 
     def __init__(self, artifacts: str | Path = "artifacts", engine: str | None = None) -> None:
-        from serving import DEFAULT_BACKEND
-
         self.artifacts = Path(artifacts)
         self.engine = engine or DEFAULT_BACKEND
         self._predictors: dict[str, Any] = {}
@@ -281,18 +276,17 @@ class LocalBackend:
         return "Healthy"
 
     def models(self) -> list[str]:
-        from serving import METADATA_FILE
-
+        """The exported nets under the artefacts folder, sorted by name."""
         if not self.artifacts.is_dir():
             raise BackendError(f"no artefacts folder {self.artifacts}: run `make export` first")
-        names = [p.parent.name for p in self.artifacts.glob(f"*/{METADATA_FILE}")]
+        names = exported_models(self.artifacts)
         if not names:
             raise BackendError(f"no exported models under {self.artifacts}: run `make export` first")
-        return order_models(names)
+        return names
 
     def _predictor(self, model: str) -> Any:
         if model not in self._predictors:
-            from serving.predictor import Predictor
+            from cifarlens_runtime.predictor import Predictor
 
             try:
                 self._predictors[model] = Predictor(self.artifacts / model, backend=self.engine)
@@ -301,8 +295,8 @@ class LocalBackend:
         return self._predictors[model]
 
     def _call(self, model: str, image: bytes | None, route: str | None) -> dict[str, Any]:
-        """One request through `serving.service.handle_batch`, exactly as the TorchServe handler answers it."""
-        from serving.service import Request, handle_batch
+        """One request through `cifarlens_runtime.service.handle_batch`, exactly as the TorchServe handler answers it."""
+        from cifarlens_runtime.service import Request, handle_batch
 
         reply = handle_batch(self._predictor(model), [Request(body=image, route=route)])[0]
         body = json.loads(reply.body)
@@ -311,14 +305,10 @@ class LocalBackend:
         return body
 
     def listing(self, model: str) -> dict[str, Any]:
-        from serving import FEATURE_ROUTE
-
         return self._call(model, None, FEATURE_ROUTE)
 
     def predict(self, model: str, image: bytes) -> dict[str, Any]:
         return self._call(model, image, None)
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
-        from serving import FEATURE_ROUTE
-
         return self._call(model, image, f"{FEATURE_ROUTE}/{layer}")

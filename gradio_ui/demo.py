@@ -2,8 +2,9 @@
 
 Checkpoints come from runs/ when every net has one, else from committed weights/, else a smoke
 training run (`make train-all PROFILE=smoke`, minutes on a CPU; the page then flags the nets as
-barely trained). Then `make export archive serve`, the two URLs, and the page in the foreground.
-Ctrl-C (or any failure after the server started) stops both: the page, then `make stop`.
+barely trained). Then `make export archive serve`, the two URLs, and the page in the foreground as
+its own process (`python -m gradio_ui`, which imports neither torch nor `training`). Ctrl-C (or any
+failure after the server started) stops both: the page, then `make stop`.
 
 The make targets are called through `make` so that their own variables (DATA_DIR, BACKEND, ports,
 SERVE_WORKDIR, ...) given on the `make demo` command line reach them unchanged.
@@ -20,10 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cifarlens_runtime.constants import DEFAULT_WORKDIR, HOST, KEY_FILE, UI_PORT, Ports, url
+
 CHECKPOINT = "best.pt"
-# The shared CIFAR-10 copy beside the clone on the project's machines: used when DATA_DIR is not given,
-# so the smoke run needs no download there.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
+UI_STOP_TIMEOUT_S = 10
 
 
 def _models() -> list[str]:
@@ -67,11 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--weights", default="weights", help="committed checkpoints, used when runs/ has none")
     parser.add_argument("--artifacts", default="artifacts")
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="TorchServe inference URL of `make serve`")
-    parser.add_argument("--management-url", default="http://127.0.0.1:8081")
-    parser.add_argument("--key-file", default=".ts_tmp/serve/key_file.json", help="key_file.json of `make serve`")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--url", default=url(Ports.inference), help="TorchServe inference URL of `make serve`")
+    parser.add_argument("--management-url", default=url(Ports.management))
+    parser.add_argument("--key-file", default=str(DEFAULT_WORKDIR / KEY_FILE), help="key_file.json of `make serve`")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=UI_PORT)
     parser.add_argument("--dry-run", action="store_true", help="only say where the checkpoints come from")
     args = parser.parse_args(argv)
 
@@ -88,12 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_args = os.environ.get("TRAIN_ARGS", "")
         if "--out-dir" not in train_args:
             train_args = f"{train_args} --out-dir {runs}".strip()
-        data = [] if os.environ.get("DATA_DIR") or not (SHARED_DATA / "train").is_dir() else [f"DATA_DIR={SHARED_DATA}"]
-        _make(args.make, "train-all", "PROFILE=smoke", f"TRAIN_ARGS={train_args}", *data)
+        _make(args.make, "train-all", "PROFILE=smoke", f"TRAIN_ARGS={train_args}")
         folder = runs
     _make(args.make, "export", f"RUNS_DIR={folder}", f"ARTIFACTS_DIR={args.artifacts}")
     _make(args.make, "archive", f"ARTIFACTS_DIR={args.artifacts}")
     _make(args.make, "serve")
+    ui: subprocess.Popen | None = None
     try:
         print(
             "\n"
@@ -102,21 +103,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  Ctrl-C stops both.\n",
             flush=True,
         )
-        from gradio_ui.__main__ import main as ui_main
-
-        ui_main(
+        ui = subprocess.Popen(
             [
-                "--backend", "torchserve", "--url", args.url, "--management-url", args.management_url,
-                "--key-file", args.key_file,
-                "--host", args.host, "--port", str(args.port),
+                sys.executable, "-m", "gradio_ui", "--backend", "torchserve",
+                "--url", args.url, "--management-url", args.management_url, "--key-file", args.key_file,
+                "--artifacts", args.artifacts, "--host", args.host, "--port", str(args.port),
             ]
         )  # fmt: skip
+        ui.wait()
     except KeyboardInterrupt:
         pass
     finally:
         # A second Ctrl-C must not leave TorchServe running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if ui is not None and ui.poll() is None:
+            ui.terminate()
+            try:
+                ui.wait(timeout=UI_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                ui.kill()
+                ui.wait()
         print("\nstopping TorchServe ...", flush=True)
         subprocess.run([*args.make.split(), "--no-print-directory", "stop"], check=False)
     return 0

@@ -1,12 +1,11 @@
 """CIFAR-10 test images for the page's gallery, picked at run time from whatever data is reachable.
 
-Nothing is committed: the images come from an ImageFolder root (test/<class>/*.jpg), such as
-DATA_DIR or the shared copy beside the repository, or from torchvision's downloaded test batch.
+Nothing is committed: the images come from an ImageFolder root (test/<class>/*.jpg) such as
+DATA_DIR, or from torchvision's downloaded test batch (`cifarlens_runtime.files.find_cifar10` looks).
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.constants import CLASSES
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from cifarlens_runtime.constants import CLASSES
+from cifarlens_runtime.files import TORCHVISION_FOLDER, find_cifar10, image_files
 
 
 @dataclass(frozen=True)
@@ -33,40 +30,21 @@ class Example:
         return f"true: {self.label}"
 
 
-def candidate_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """Where CIFAR-10 may be, most explicit first."""
-    dirs = [
-        data_dir,
-        os.environ.get("DATA_DIR"),
-        REPO / "data" / "cifar10",
-        REPO.parent / "shared" / "data" / "cifar10",
-    ]
-    dirs.append(REPO / "data")
-    return [Path(d) for d in dirs if d]
-
-
-def find_data_dir(data_dir: str | Path | None = None) -> Path | None:
-    """The first folder holding a CIFAR-10 test split (ImageFolder or torchvision's batches)."""
-    for d in candidate_dirs(data_dir):
-        if (d / "test").is_dir() or (d / "cifar-10-batches-py" / "test_batch").is_file():
-            return d
-    return None
-
-
 def load_examples(data_dir: str | Path | None = None, per_class: int = 2, seed: int = 0) -> list[Example]:
     """`per_class` test images of every class, interleaved by class, chosen with a fixed seed; [] without data."""
-    root = find_data_dir(data_dir)
+    root = find_cifar10(data_dir, "test")
     if root is None:
         return []
     rng = np.random.default_rng(seed)
     picked: list[list[Example]] = []
     if (root / "test").is_dir():
         for label in CLASSES:
-            files = sorted(p for p in (root / "test" / label).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            folder = root / "test" / label
+            files = image_files(folder) if folder.is_dir() else []
             idx = sorted(rng.choice(len(files), size=min(per_class, len(files)), replace=False)) if files else []
             picked.append([Example(_open(files[i]), label, str(files[i])) for i in idx])
     else:
-        images, labels = _torchvision_test_batch(root / "cifar-10-batches-py" / "test_batch")
+        images, labels = _torchvision_test_batch(root / TORCHVISION_FOLDER / "test_batch")
         for c, label in enumerate(CLASSES):
             pool = np.flatnonzero(labels == c)
             idx = sorted(rng.choice(pool, size=min(per_class, len(pool)), replace=False)) if len(pool) else []

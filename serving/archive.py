@@ -1,8 +1,8 @@
 """Build one TorchServe archive per exported net, all on the one handler in serving/handler.py.
 
-Each archive holds the handler, the torch-free helper packages it imports (laid out as packages,
-so `from serving.service import ...` works inside the worker), metadata.json, the model file of
-the chosen backend and a model-config.yaml with the per-model settings and that backend.
+Each archive holds the handler, the torch-free `cifarlens_runtime` package it imports (whole, as it is
+in the repository), metadata.json, the model file of the chosen backend and a model-config.yaml with
+the per-model settings and that backend.
 
     python -m serving.archive [--artifacts artifacts] [--out model_store] [--backend onnxruntime|torchscript]
 """
@@ -20,18 +20,15 @@ from pathlib import Path
 
 import yaml
 
-from serving import ARCHIVE_VERSION, BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, METADATA_FILE
+import cifarlens_runtime
+from cifarlens_runtime.constants import ARCHIVE_VERSION, BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, METADATA_FILE
+from cifarlens_runtime.predictor import exported_models
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
 HANDLER = PACKAGE_DIR / "handler.py"
 MODEL_CONFIG = PACKAGE_DIR / "model-config.yaml"
-# What the handler imports, and nothing that needs torch. Both packages get an empty __init__.py,
-# so whatever the repository's __init__ files import later never reaches the worker.
-SHIPPED_MODULES: dict[str, tuple[str, ...]] = {
-    "serving": ("__init__.py", "predictor.py", "responses.py", "service.py"),
-    "training": ("constants.py", "preprocess.py", "grid.py"),
-}
+# The one package the handler imports besides TorchServe's own; it imports no torch.
+RUNTIME_DIR = Path(cifarlens_runtime.__file__).resolve().parent
 
 
 def _archiver() -> str:
@@ -51,13 +48,7 @@ def stage(artifact_dir: Path, backend: str, stage_dir: Path, config: Path = MODE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run `make export` first")
     files = stage_dir / "files"
-    for package, modules in SHIPPED_MODULES.items():
-        (files / package).mkdir(parents=True, exist_ok=True)
-        for module in modules:
-            shutil.copy2(REPO_ROOT / package / module, files / package / module)
-        init = files / package / "__init__.py"
-        if package != "serving" or not init.exists():
-            init.write_text("")
+    shutil.copytree(RUNTIME_DIR, files / RUNTIME_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(artifact_dir / METADATA_FILE, files / METADATA_FILE)
     shutil.copy2(model_file, files / model_file.name)
     settings = yaml.safe_load(config.read_text()) or {}
@@ -104,17 +95,19 @@ def build_archive(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from training.models import list_models
-
     parser = argparse.ArgumentParser(prog="python -m serving.archive", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifacts", default="artifacts", help="output of serving.export (default: artifacts)")
     parser.add_argument("--out", default="model_store", help="where the .mar files go (default: model_store)")
-    parser.add_argument("--models", nargs="+", choices=list_models(), help="default: every registered model")
+    parser.add_argument("--models", nargs="+", help="default: every exported model under --artifacts")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     parser.add_argument("--config", default=str(MODEL_CONFIG), help="model-config.yaml template")
     args = parser.parse_args(argv)
+    names = args.models or exported_models(args.artifacts)
+    if not names:
+        print(f"error: no exported models under {args.artifacts}: run `make export` first", file=sys.stderr)
+        return 1
     try:
-        for name in args.models or list_models():
+        for name in names:
             path = build_archive(name, args.artifacts, args.out, args.backend, args.config)
             print(f"{name}: {path} ({args.backend}, {path.stat().st_size / 1e6:.1f} MB)")
     except (FileNotFoundError, RuntimeError, ValueError) as exc:

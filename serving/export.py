@@ -11,8 +11,6 @@ everything serving and the UI need (classes, normalisation, layers and shapes, m
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -22,9 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from serving import INPUT_NAME, LOGITS_NAME, METADATA_FILE, ONNX_FILE, ONNX_OPSET, TORCHSCRIPT_FILE
+from cifarlens_runtime.constants import (
+    CLASSES,
+    IMAGE_SIZE,
+    IN_CHANNELS,
+    INPUT_NAME,
+    LOGITS_NAME,
+    METADATA_FILE,
+    ONNX_FILE,
+    ONNX_OPSET,
+    TORCHSCRIPT_FILE,
+    normalization,
+)
+from cifarlens_runtime.files import TORCHVISION_FOLDER, find_cifar10, write_json
 from training.checkpoint import load_checkpoint, model_from_checkpoint
-from training.constants import CLASSES, IMAGE_SIZE, IN_CHANNELS, normalization
 from training.featuremaps import FeatureModel
 from training.models import list_models
 
@@ -41,22 +50,24 @@ class ParityError(RuntimeError):
 def parity_images(data_dir: str | Path | None, n: int = PARITY_IMAGES, seed: int = 0) -> tuple[np.ndarray, str]:
     """`n` normalised test images (N, 3, 32, 32) spread over all classes, and where they came from.
 
-    Real CIFAR-10 test images when `data_dir` (an ImageFolder root with test/) is readable;
-    otherwise seeded noise, and the returned source says so (it is written to the metadata).
+    Real CIFAR-10 test images from `data_dir` (an ImageFolder root with test/, or torchvision's
+    download), else from wherever `find_cifar10` finds them; otherwise seeded noise, and the returned
+    source says so (it is written to the metadata).
     """
     from PIL import Image
 
-    from training.preprocess import to_array
+    from cifarlens_runtime.preprocess import to_array
 
-    if data_dir is not None and (Path(data_dir) / "test").is_dir():
-        images, source = _read_test_images(Path(data_dir), n), f"cifar10 test images from {data_dir}"
-    elif data_dir is None and _torchvision_copy() is not None:
-        from training.data import load_cifar10
+    root = find_cifar10(data_dir, "test")
+    images = None
+    if root is not None and (root / "test").is_dir():
+        images, source = _read_test_images(root, n), f"cifar10 test images from {root}"
+    elif root is not None:
+        from training.data import DEFAULT_DOWNLOAD_ROOT, load_cifar10
 
-        all_images, _ = load_cifar10(None, "test")  # already downloaded: no network
-        images, source = _spread(all_images, n), f"cifar10 test images from {_torchvision_copy()}"
-    else:
-        images = None
+        if root.resolve() == DEFAULT_DOWNLOAD_ROOT.resolve():
+            all_images, _ = load_cifar10(None, "test")  # already downloaded: no network
+            images, source = _spread(all_images, n), f"cifar10 test images from {root / TORCHVISION_FOLDER}"
     if images is not None:
         x = np.stack([to_array(Image.fromarray(img)) for img in images]).astype(np.float32)
         return x, source
@@ -67,35 +78,16 @@ def parity_images(data_dir: str | Path | None, n: int = PARITY_IMAGES, seed: int
 
 def _read_test_images(root: Path, n: int) -> list[np.ndarray]:
     """`n` uint8 (32, 32, 3) images evenly spaced over the test split (which is sorted by class)."""
-    try:
-        from training.data import load_cifar10
-    except ImportError:
-        load_cifar10 = None
-    if load_cifar10 is not None:
-        images, _ = load_cifar10(root, "test")
-        return _spread(images, n)
-    from PIL import Image
+    from training.data import load_cifar10
 
-    files = sorted(p for p in (root / "test").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not files:
-        raise FileNotFoundError(f"no images under {root / 'test'}")
-    return [np.asarray(Image.open(f).convert("RGB")) for f in _spread(files, n)]
+    images, _ = load_cifar10(root, "test")
+    return _spread(images, n)
 
 
 def _spread(items: Sequence[Any], n: int) -> list[Any]:
     """`n` items evenly spaced over a sequence sorted by class, so every class is represented."""
     idx = np.linspace(0, len(items) - 1, num=min(n, len(items))).round().astype(int)
     return [items[i] for i in idx]
-
-
-def _torchvision_copy() -> Path | None:
-    """The torchvision download of `make train-all` without DATA_DIR (./data/cifar-10-batches-py), if any."""
-    try:
-        from training.data import DEFAULT_DOWNLOAD_ROOT
-    except ImportError:
-        return None
-    path = DEFAULT_DOWNLOAD_ROOT / "cifar-10-batches-py"
-    return path if path.is_dir() else None
 
 
 def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float) -> dict[str, Any]:
@@ -134,7 +126,7 @@ def export_checkpoint(
     """
     import onnx
 
-    from serving.predictor import Predictor
+    from cifarlens_runtime.predictor import Predictor
 
     checkpoint = Path(checkpoint)
     out_dir = Path(out_dir)
@@ -183,7 +175,7 @@ def export_checkpoint(
         "onnx_opset": ONNX_OPSET,
         "files": {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE},
     }
-    _write_json(out_dir / METADATA_FILE, metadata)
+    write_json(out_dir / METADATA_FILE, metadata)
 
     x, source = parity_images(data_dir, n_images)
     with torch.no_grad():
@@ -193,17 +185,11 @@ def export_checkpoint(
         probs_free = Predictor(out_dir, backend=backend).run(x, [LOGITS_NAME])[0]
         parity[backend] = _compare(f"{ckpt['model']} {backend}", ref, probs_free, atol)
     metadata["parity"] = parity
-    _write_json(out_dir / METADATA_FILE, metadata)
+    write_json(out_dir / METADATA_FILE, metadata)
     errors = [parity[b]["error"] for b in ("torchscript", "onnxruntime") if not parity[b]["passed"]]
     if errors:
         raise ParityError("; ".join(errors))
     return metadata
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def export_all(
@@ -234,29 +220,21 @@ def export_all(
     return results
 
 
-def default_data_dir() -> Path | None:
-    """DATA_DIR from the environment, else the shared copy beside the repository, if present."""
-    env = os.environ.get("DATA_DIR")
-    if env:
-        return Path(env)
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
-    return shared if shared.is_dir() else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs", help="folder with <model>/best.pt (default: runs)")
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts)")
     parser.add_argument("--models", nargs="+", choices=list_models(), help="default: every registered model")
-    parser.add_argument("--data-dir", default=None, help="CIFAR-10 ImageFolder root for the parity images")
+    parser.add_argument(
+        "--data-dir", default=None, help="CIFAR-10 ImageFolder root for the parity images (default: $DATA_DIR, ./data)"
+    )
     parser.add_argument("--images", type=int, default=PARITY_IMAGES, help="parity images (default: 256)")
     parser.add_argument("--atol", type=float, default=PARITY_ATOL, help="largest logit difference (default: 1e-4)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data_dir = args.data_dir or default_data_dir()
     try:
-        export_all(args.runs, args.out, args.models, data_dir=data_dir, n_images=args.images, atol=args.atol)
+        export_all(args.runs, args.out, args.models, data_dir=args.data_dir, n_images=args.images, atol=args.atol)
     except ParityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

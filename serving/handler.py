@@ -2,9 +2,9 @@
 
 Overrides `initialize` and `handle` of BaseHandler: the model is an ONNX graph (or a TorchScript
 module) from `serving.export`, never a `torch.load`ed pickle, and the request logic lives in
-`serving.service` (shipped beside this file with --extra-files). TorchServe requires this file to
-define exactly one class. On the ONNX Runtime backend nothing here imports torch (TorchServe's own
-BaseHandler and worker do, which is outside the hot path).
+`cifarlens_runtime.service` (the package ships whole in every archive). TorchServe requires this
+file to define exactly one class. On the ONNX Runtime backend nothing the request path runs imports
+torch (TorchServe's own BaseHandler and worker do, which is outside the hot path).
 
 Under KServe (`service_envelope=kservev2`, see deploy/kserve/) TorchServe's envelope hands `handle`
 the input tensors of one Open Inference Protocol request instead of REST bodies; each becomes an
@@ -24,10 +24,10 @@ import numpy as np
 from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
-from serving import DEFAULT_BACKEND
-from serving.predictor import Predictor
-from serving.responses import encode, error_body
-from serving.service import LAYER_PARAM, Reply, Request, RequestError, handle_batch
+from cifarlens_runtime.constants import DEFAULT_BACKEND, LAYER_PARAM
+from cifarlens_runtime.predictor import Predictor
+from cifarlens_runtime.responses import encode, error_body
+from cifarlens_runtime.service import Reply, Request, RequestError, handle_batch
 
 BODY_KEYS = ("body", "data")
 URL_PATH_HEADER = "url_path"

@@ -26,27 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from cifarlens_runtime.constants import DEFAULT_WORKDIR, HOST, KEY_FILE, Ports, url
+from cifarlens_runtime.files import read_key_file
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_TEMPLATE = PACKAGE_DIR / "config.properties"
-DEFAULT_WORKDIR = Path(".ts_tmp/serve")
 PID_FILE = "server.pid"
-KEY_FILE = "key_file.json"
-HOST = "127.0.0.1"
 # Java start plus one worker per model loading its graph: slow on 2 shared cores.
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Inference, management and metrics ports, and the two gRPC ports TorchServe always opens
-    (two servers with the default 7070/7071 collide even when their HTTP ports differ)."""
-
-    inference: int = 8080
-    management: int = 8081
-    metrics: int = 8082
-    grpc_inference: int = 7070
-    grpc_management: int = 7071
 
 
 @dataclass
@@ -62,15 +50,15 @@ class Server:
 
     @property
     def inference_url(self) -> str:
-        return f"http://{HOST}:{self.ports.inference}"
+        return url(self.ports.inference)
 
     @property
     def management_url(self) -> str:
-        return f"http://{HOST}:{self.ports.management}"
+        return url(self.ports.management)
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{HOST}:{self.ports.metrics}"
+        return url(self.ports.metrics)
 
     @property
     def key_file(self) -> Path:
@@ -101,9 +89,8 @@ def free_ports(n: int = len(fields(Ports))) -> list[int]:
 
 
 def read_token(workdir: str | Path, kind: str = "inference") -> str:
-    """A key from the server's key_file.json ({"management": {"key": ...}, "inference": {...}, "API": {...}})."""
-    data = json.loads((Path(workdir) / KEY_FILE).read_text())
-    return data[kind]["key"]
+    """The `kind` key ("inference", "management" or "API") from the key_file.json of the server in `workdir`."""
+    return read_key_file(Path(workdir) / KEY_FILE)[kind]
 
 
 def write_config(
@@ -116,9 +103,9 @@ def write_config(
 ) -> Path:
     """config.properties for this server: the template with its addresses, store and token setting replaced."""
     overrides = {
-        "inference_address": f"http://{HOST}:{ports.inference}",
-        "management_address": f"http://{HOST}:{ports.management}",
-        "metrics_address": f"http://{HOST}:{ports.metrics}",
+        "inference_address": url(ports.inference),
+        "management_address": url(ports.management),
+        "metrics_address": url(ports.metrics),
         "grpc_inference_port": str(ports.grpc_inference),
         "grpc_management_port": str(ports.grpc_management),
         "model_store": str(model_store),
@@ -138,7 +125,7 @@ def write_config(
 
 def start_server(
     model_store: str | Path = "model_store",
-    ports: Ports = Ports(),
+    ports: Ports | None = None,
     workdir: str | Path = DEFAULT_WORKDIR,
     foreground: bool = True,
     log_dir: str | Path | None = None,
@@ -154,6 +141,7 @@ def start_server(
     `python -m serving.server stop` ends it later through server.pid. Either way TorchServe runs with
     `--foreground` in its own process group, its output in `<log_dir>/torchserve.out`.
     """
+    ports = ports or Ports()
     workdir = Path(workdir).resolve()
     model_store = Path(model_store).resolve()
     log_dir = Path(log_dir).resolve() if log_dir else workdir / "logs"

@@ -39,6 +39,14 @@ def _find_cifar10() -> Path | None:
     return next((p for p in candidates if (p / "test").is_dir()), None)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point DATA_DIR at the shared copy beside the repository when it is unset: the shipped code looks only
+    in --data-dir, DATA_DIR and ./data, as it would for a user, and only the tests know about ../shared."""
+    found = _find_cifar10()
+    if found is not None and not os.environ.get("DATA_DIR"):
+        os.environ["DATA_DIR"] = str(found)
+
+
 @pytest.fixture(scope="session")
 def cifar10_dir() -> Path | None:
     """CIFAR-10 ImageFolder root with test/, or None when no copy is reachable."""

@@ -1,64 +1,7 @@
-"""Turn any image into the network's input, the same way for the CLI, the server and the UI.
-
-NumPy and Pillow only, so the serving hot path needs no PyTorch.
-"""
+"""Image preprocessing for the training code: defined once in the torch-free `cifarlens_runtime.preprocess`."""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
+from cifarlens_runtime.preprocess import ImageError, load_image, preprocess, resize, to_array, to_rgb
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from training.constants import IMAGE_SIZE, MEAN, STD
-
-_MEAN = np.asarray(MEAN, dtype=np.float32).reshape(3, 1, 1)
-_STD = np.asarray(STD, dtype=np.float32).reshape(3, 1, 1)
-
-
-class ImageError(ValueError):
-    """The input is not an image this project can read."""
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode to RGB; transparent pixels are composited on white, as on a web page."""
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def load_image(source: bytes | bytearray | str | Path) -> Image.Image:
-    """Decode bytes or a file into an RGB image, or raise ImageError saying why not."""
-    try:
-        if isinstance(source, (bytes, bytearray)):
-            if not source:
-                raise ImageError("empty body: expected JPEG or PNG bytes")
-            img = Image.open(io.BytesIO(source))
-        else:
-            img = Image.open(source)
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from None
-    return to_rgb(img)
-
-
-def resize(img: Image.Image) -> Image.Image:
-    """Downsample to 32x32 with an antialiasing filter, as CIFAR-10's images were made."""
-    if img.size == (IMAGE_SIZE, IMAGE_SIZE):
-        return img
-    return img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
-
-
-def to_array(img: Image.Image) -> np.ndarray:
-    """RGB image -> normalised float32 array of shape (3, 32, 32)."""
-    x = np.asarray(resize(to_rgb(img)), dtype=np.float32).transpose(2, 0, 1) / 255.0
-    return (x - _MEAN) / _STD
-
-
-def preprocess(source: bytes | bytearray | str | Path | Image.Image) -> np.ndarray:
-    """Bytes, path or image -> normalised (3, 32, 32) float32 array."""
-    img = source if isinstance(source, Image.Image) else load_image(source)
-    return to_array(img)
+__all__ = ["ImageError", "load_image", "preprocess", "resize", "to_array", "to_rgb"]

@@ -10,16 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cifarlens_runtime.constants import CLASSES
+from cifarlens_runtime.files import find_cifar10
 from gradio_ui import app, examples
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
-from training.constants import CLASSES
 from training.models import list_models
+
+# The page lists the nets the backend serves, sorted by name.
+SERVED = sorted(list_models())
 
 
 def test_on_load_flags_barely_trained_nets(local_backend: LocalBackend) -> None:
     status, banner, names, first = app.on_load(local_backend)
     assert status.startswith("✓") and "local" in status
-    assert names == list_models() and first == names[0]
+    assert names == SERVED and first == names[0]
     assert "barely trained" in banner and all(n in banner for n in names)
     assert "epoch" in banner and "10.0 %" in banner
 
@@ -28,7 +32,7 @@ def test_predict_all(local_backend: LocalBackend, example_image) -> None:
     image, label = example_image
     status, names, labels, panels = app.predict_all(local_backend, image, label)
     assert status.startswith("✓")
-    assert names == list_models()
+    assert names == SERVED
     for value, panel in zip(labels, panels, strict=True):
         assert value is not None and len(value) == 5 and set(value) <= set(CLASSES)
         assert "latency" in panel and "test accuracy **10.0 %**" in panel and "barely trained" in panel
@@ -78,7 +82,7 @@ def test_unreachable_server_is_reported_not_raised(example_image) -> None:
     backend = _dead_backend()
     status, banner, names, _ = app.on_load(backend)
     assert "not available" in status and "unreachable" in status and banner == ""
-    assert names == list_models()  # the pickers stay usable, for when the server comes up
+    assert names == []  # no names invented: "Check server" fills the picker once the server answers
     status, _, labels, _ = app.predict_all(backend, example_image[0], None)
     assert "unreachable" in status and labels == [None] * app.NUM_SLOTS
     assert "unreachable" in app.layer_choices(backend, "se_net")[2]
@@ -97,8 +101,9 @@ class _HalfBroken(LocalBackend):
 def test_one_failing_net_keeps_the_others(ui_artifacts: Path, example_image) -> None:
     status, _, labels, panels = app.predict_all(_HalfBroken(ui_artifacts), example_image[0], None)
     assert "1 of 3" in status
-    assert labels[1] is None and "worker died" in panels[1]
-    assert labels[0] and labels[2]
+    broken = SERVED.index("inception_net")
+    assert labels[broken] is None and "worker died" in panels[broken]
+    assert all(labels[i] for i in range(len(SERVED)) if i != broken)
 
 
 def test_helpers() -> None:
@@ -119,8 +124,8 @@ def test_build_app(local_backend: LocalBackend) -> None:
 
 
 def test_examples_cover_every_class() -> None:
-    root = examples.find_data_dir()
-    if root is None:
+    root = find_cifar10()
+    if root is None or not (root / "test").is_dir():
         pytest.skip("no CIFAR-10 test data reachable (set DATA_DIR)")
     found = examples.load_examples(root)
     assert len(found) >= 20
@@ -136,12 +141,14 @@ def test_examples_from_torchvision_batch(tmp_path: Path, monkeypatch: pytest.Mon
     labels = [i % 10 for i in range(40)]
     data = np.random.default_rng(0).integers(0, 255, (40, 3072), dtype=np.uint8)
     batch.write_bytes(pickle.dumps({"data": data, "labels": labels}))
-    monkeypatch.setattr(examples, "candidate_dirs", lambda data_dir=None: [tmp_path])
-    found = examples.load_examples()
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path / "cifar-10-batches-py")  # nothing in ./data here: only the explicit folder counts
+    found = examples.load_examples(tmp_path)
     assert len(found) == 20 and {ex.label for ex in found} == set(CLASSES)
 
 
 def test_no_data_means_no_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_backend) -> None:
-    monkeypatch.setattr(examples, "candidate_dirs", lambda data_dir=None: [tmp_path / "nowhere"])
-    assert examples.find_data_dir() is None and examples.load_examples() == []
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert find_cifar10(tmp_path / "nowhere") is None and examples.load_examples(tmp_path / "nowhere") == []
     app.build_app(local_backend, [], data_note="Set DATA_DIR.")  # the page builds without a gallery

@@ -13,6 +13,8 @@ from gradio_ui import app
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
 from training.models import list_models
 
+SERVED = sorted(list_models())
+
 
 @pytest.fixture(scope="module")
 def rest(torchserve) -> TorchServeBackend:
@@ -22,11 +24,11 @@ def rest(torchserve) -> TorchServeBackend:
 
 
 def test_models_and_status(rest: TorchServeBackend) -> None:
-    assert rest.models() == list_models()
+    assert rest.models() == SERVED
     assert rest.ping() == "Healthy"
     status, banner, names, first = app.on_load(rest)
     assert status.startswith("✓") and "torchserve" in status
-    assert names == list_models() and first == names[0]
+    assert names == SERVED and first == names[0]
     assert "barely trained" in banner
 
 
@@ -44,7 +46,7 @@ def test_rest_answers_equal_local_ones(rest: TorchServeBackend, local_backend: L
 def test_callbacks_over_rest(rest: TorchServeBackend, example_image) -> None:
     image, label = example_image
     status, names, labels, panels = app.predict_all(rest, image, label)
-    assert status.startswith("✓") and names == list_models()
+    assert status.startswith("✓") and names == SERVED
     assert all(v is not None and len(v) == 5 for v in labels)
     assert all("latency" in p and "test accuracy **10.0 %**" in p for p in panels)
     choices, first, _ = app.layer_choices(rest, "se_net")

@@ -1,4 +1,4 @@
-"""Archives: one shared handler, torch-free helper packages, the backend's model file and model-config.yaml."""
+"""Archives: one shared handler, the torch-free runtime package, the backend's model file and model-config.yaml."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving import ARCHIVE_VERSION, METADATA_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+import cifarlens_runtime
+from cifarlens_runtime.constants import ARCHIVE_VERSION, METADATA_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+
+RUNTIME = Path(cifarlens_runtime.__file__).resolve().parent
 
 
 @pytest.mark.parametrize(
@@ -27,10 +30,15 @@ def test_archive_contents(serving_artifacts: Path, tmp_path: Path, backend: str,
         manifest = json.loads(z.read("MAR-INF/MANIFEST.json"))
         config = yaml.safe_load(z.read("model-config.yaml"))
         handler = z.read("handler.py").decode()
-        init = z.read("training/__init__.py")
-    assert {"handler.py", METADATA_FILE, model_file, "serving/service.py", "training/preprocess.py"} <= names
-    assert absent not in names and "serving/export.py" not in names and "training/models/__init__.py" not in names
-    assert init == b""  # whatever the repository's training/__init__ imports never reaches the worker
+        shipped = {n: z.read(n) for n in names if n.startswith("cifarlens_runtime/")}
+    assert {"handler.py", METADATA_FILE, model_file} <= names
+    assert absent not in names
+    # The runtime package ships whole and as it is (its real __init__.py), and nothing of the layers above it.
+    modules = {p.name for p in RUNTIME.glob("*.py")}
+    assert {n.split("/", 1)[1] for n in shipped} == modules
+    assert all(shipped[f"cifarlens_runtime/{m}"] == (RUNTIME / m).read_bytes() for m in modules)
+    assert not any(n.startswith(("training/", "serving/", "gradio_ui/")) for n in names), sorted(names)
+    assert "from cifarlens_runtime." in handler and "import serving" not in handler and "training" not in handler
     assert manifest["model"]["modelVersion"] == ARCHIVE_VERSION and manifest["model"]["handler"] == "handler.py"
     assert config["handler"]["backend"] == backend
     assert config["batchSize"] >= 1 and config["minWorkers"] == config["maxWorkers"] == 1

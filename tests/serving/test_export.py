@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import INPUT_NAME, LOGITS_NAME, METADATA_FILE, ONNX_FILE, ONNX_OPSET, TORCHSCRIPT_FILE
+from cifarlens_runtime.constants import INPUT_NAME, LOGITS_NAME, METADATA_FILE, ONNX_FILE, ONNX_OPSET, TORCHSCRIPT_FILE
 from training.models import list_models
 
 MODELS = list_models()
@@ -38,7 +38,7 @@ def test_parity_and_metadata(serving_artifacts: Path, cifar10_dir: Path | None, 
 def test_onnx_graph(serving_artifacts: Path, name: str) -> None:
     import onnx
 
-    from serving.predictor import Predictor
+    from cifarlens_runtime.predictor import Predictor
 
     path = serving_artifacts / name / ONNX_FILE
     model = onnx.load(str(path))
@@ -60,7 +60,7 @@ def test_onnx_graph(serving_artifacts: Path, name: str) -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_torchscript_matches_onnx_features(serving_artifacts: Path, name: str) -> None:
     """Both backends give the same activations, so a backend switch never changes the feature maps."""
-    from serving.predictor import Predictor
+    from cifarlens_runtime.predictor import Predictor
 
     assert (serving_artifacts / name / TORCHSCRIPT_FILE).is_file()
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import FEATURE_ROUTE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from cifarlens_runtime.constants import FEATURE_ROUTE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from cifarlens_runtime.responses import decode_activations
 
 MODEL = "se_net"
 
@@ -99,7 +100,7 @@ def test_feature_maps_and_listing(handler_factory) -> None:
     for layer, (status, body) in zip(layers, replies, strict=False):
         assert status == 200
         assert body["layer"] == layer and body["shape"] == handler.predictor.layer_shapes[layer]
-        assert len(body["channel_mean"]) == body["shape"][0]
+        assert decode_activations(body).shape == tuple(body["shape"])
     status, listing = replies[-1]
     assert status == 200 and [d["name"] for d in listing["layers"]] == layers
     assert listing["metrics"]["test_acc"] == pytest.approx(0.1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import http.client
 import io
 import json
 import re
@@ -14,8 +14,8 @@ import pytest
 import requests
 from PIL import Image
 
-from serving import ARCHIVE_VERSION, FEATURE_ROUTE, METADATA_FILE
-from serving.responses import decode_activations
+from cifarlens_runtime.constants import ARCHIVE_VERSION, FEATURE_ROUTE, MAX_IMAGE_BYTES, METADATA_FILE
+from cifarlens_runtime.responses import decode_activations
 from training.models import list_models
 
 MODELS = list_models()
@@ -40,8 +40,8 @@ def max_response_size(server) -> int:
 @pytest.mark.parametrize("model", MODELS)
 def test_predictions_match_in_process_onnxruntime(torchserve, serving_artifacts: Path, cifar10_test_jpegs, model: str):
     """16 real test images, sent concurrently (so dynamic batching mixes them), each answered on its own."""
-    from serving.predictor import Predictor
-    from training.preprocess import preprocess
+    from cifarlens_runtime.predictor import Predictor
+    from cifarlens_runtime.preprocess import preprocess
 
     images = cifar10_test_jpegs(N_IMAGES)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -73,9 +73,8 @@ def test_feature_maps_of_every_layer(torchserve, serving_artifacts: Path, model:
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["layer"] == layer["name"] and body["shape"] == layer["shape"]
+        assert set(body) == {"model", "backend", "layer", "shape", "dtype", "activations", "predictions"}
         assert decode_activations(body).shape == tuple(layer["shape"])
-        assert len(body["channel_mean"]) == len(body["channel_max"]) == layer["shape"][0]
-        assert Image.open(io.BytesIO(base64.b64decode(body["grid_png"]))).format == "PNG"
         sizes[layer["name"]] = len(resp.content)
         assert len(resp.content) < limit, f"{layer['name']}: {len(resp.content)} bytes over max_response_size {limit}"
     print(f"{model}: largest feature response {max(sizes.values())} bytes ({max(sizes, key=sizes.get)})")
@@ -101,8 +100,6 @@ def test_query_string_does_not_reach_the_handler(torchserve) -> None:
 
 
 def _big_png() -> bytes:
-    from serving import MAX_IMAGE_BYTES
-
     side = int((MAX_IMAGE_BYTES / 3) ** 0.5) + 64
     noise = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
     buf = io.BytesIO()
@@ -136,15 +133,36 @@ def test_bad_input_then_good(torchserve, case: str) -> None:
     assert after.status_code == 200, after.text
 
 
+def _post_raw(server, path: str, size: int) -> tuple[int, bytes]:
+    """POST `size` zero bytes and return the answer's status and body, also when the server answers before
+    reading the whole body and stops reading (the upload then breaks off; the answer is still read).
+    No answer at all raises, and fails the test."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports.inference, timeout=TIMEOUT)
+    try:
+        conn.putrequest("POST", f"/predictions/{path}")
+        for key, value in {"Content-Type": "image/jpeg", "Content-Length": str(size), **server.headers()}.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        chunk = b"\0" * (1 << 16)
+        try:
+            for start in range(0, size, len(chunk)):
+                conn.send(chunk[: min(len(chunk), size - start)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading: its answer may already be waiting
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def test_body_over_torchserve_request_limit(torchserve) -> None:
-    """Beyond max_request_size TorchServe answers itself (413), before the handler; the worker is untouched."""
+    """Beyond max_request_size TorchServe answers itself (413), before the handler; the worker is untouched.
+
+    A server that never answers (a dropped connection, a timeout) fails the test: the client must be told."""
     text = (torchserve.workdir / "config.properties").read_text()
     limit = int(re.search(r"^max_request_size=(\d+)", text, re.M).group(1))
-    try:
-        resp = post(torchserve, "se_net", b"\0" * (limit + 1024))
-        assert 400 <= resp.status_code < 500, resp.text
-    except requests.ConnectionError:
-        pass  # Netty may close the connection instead of answering; either way no worker saw it
+    status, body = _post_raw(torchserve, "se_net", limit + 1024)
+    assert status == 413, body[:300]
     good = io.BytesIO()
     Image.new("RGB", (32, 32)).save(good, "PNG")
     assert post(torchserve, "se_net", good.getvalue(), content_type="image/png").status_code == 200
@@ -161,8 +179,19 @@ def test_mixed_concurrent_requests(torchserve) -> None:
 
 
 def test_token_auth_is_on(torchserve) -> None:
-    resp = post(torchserve, "se_net", b"x", auth=False)
-    assert 400 <= resp.status_code < 500
+    """A valid image without the key, or with a wrong one, is refused for want of a token; with the key it is answered."""
+    good = io.BytesIO()
+    Image.new("RGB", (32, 32), (30, 90, 200)).save(good, "PNG")
+    with_key = post(torchserve, "se_net", good.getvalue(), content_type="image/png")
+    assert with_key.status_code == 200, with_key.text
+    url = f"{torchserve.inference_url}/predictions/se_net"
+    for headers in ({}, {"Authorization": "Bearer not-the-key"}):
+        resp = requests.post(
+            url, data=good.getvalue(), headers={"Content-Type": "image/png", **headers}, timeout=TIMEOUT
+        )
+        assert resp.status_code in (400, 401), resp.text
+        assert "token" in resp.text.lower(), resp.text  # TorchServe's auth error, not the handler's
+        assert "predictions" not in resp.text
     assert torchserve.key_file.is_file()
 
 

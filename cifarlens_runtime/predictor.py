@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from serving import BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, INPUT_NAME, LOGITS_NAME, METADATA_FILE
+from cifarlens_runtime.constants import BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, INPUT_NAME, LOGITS_NAME, METADATA_FILE
 
 
 def load_metadata(artifact_dir: str | Path) -> dict[str, Any]:
@@ -85,7 +85,9 @@ class Predictor:
             batch = batch[None]
         size = self.metadata["image_size"]
         if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
-            raise ValueError(f"expected a (N, 3, {size}, {size}) batch (see training.preprocess), got {batch.shape}")
+            raise ValueError(
+                f"expected a (N, 3, {size}, {size}) batch (see cifarlens_runtime.preprocess), got {batch.shape}"
+            )
         unknown = [o for o in outputs if o not in self.output_names]
         if unknown:
             raise KeyError(f"unknown output(s) {unknown}; {self.name} has {', '.join(self.output_names)}")
@@ -107,3 +109,8 @@ class Predictor:
             raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
         logits, act = self.run(x, [LOGITS_NAME, layer])
         return softmax(logits), act
+
+
+def exported_models(artifacts: str | Path) -> list[str]:
+    """The nets `serving.export` wrote under `artifacts` (folders with a metadata.json), sorted by name."""
+    return sorted(p.parent.name for p in Path(artifacts).glob(f"*/{METADATA_FILE}"))

@@ -1,7 +1,9 @@
 """The JSON bodies of the REST service, as pure functions.
 
 Shared by the TorchServe handler and the UI's in-process backend, so both produce byte-identical
-JSON (`encode`). NumPy only.
+JSON (`encode`). A feature-map body carries what clients use and nothing else: the activations, their
+shape and dtype, and the top-5 predictions; pictures and statistics are the client's to compute.
+NumPy only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from serving import GRID_MAX_CHANNELS, TOP_K
+from cifarlens_runtime.constants import TOP_K
+
+# Activations travel as little-endian float16 in C order: half the bytes of float32, enough for display.
+WIRE_DTYPE = "float16"
+_WIRE = np.dtype("<f2")
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = TOP_K) -> list[dict[str, Any]]:
@@ -31,28 +37,21 @@ def prediction_body(model: str, backend: str, probs: np.ndarray, classes: Sequen
 def feature_body(
     model: str, backend: str, layer: str, act: np.ndarray, probs: np.ndarray, classes: Sequence[str]
 ) -> dict[str, Any]:
-    """Answer of `POST .../feature_maps?layer=<layer>` for one image's (C, H, W) activations.
-
-    The activations travel as little-endian float16 in C order (half the bytes of float32, enough
-    for display); the grid PNG shows the strongest channels first.
-    """
-    from training.grid import channel_grid, png_bytes
-
-    act = np.asarray(act, dtype=np.float32)
+    """Answer of `POST .../feature_maps/<layer>` for one image's (C, H, W) activations."""
+    act = np.asarray(act)
     if act.ndim != 3:
         raise ValueError(f"expected (C, H, W) activations, got shape {act.shape}")
-    flat = act.reshape(act.shape[0], -1)
-    grid = channel_grid(act, max_channels=GRID_MAX_CHANNELS, sort=True)
+    with np.errstate(over="ignore"):  # overflow is reported below, in words
+        wire = np.ascontiguousarray(act, dtype=_WIRE)
+    if not np.isfinite(wire).all():
+        raise ValueError(f"layer {layer} has activations that are not finite in {WIRE_DTYPE}")
     return {
         "model": model,
         "backend": backend,
         "layer": layer,
         "shape": [int(s) for s in act.shape],
-        "channel_mean": [float(v) for v in flat.mean(axis=1)],
-        "channel_max": [float(v) for v in flat.max(axis=1)],
-        "dtype": "float16",
-        "activations": base64.b64encode(np.ascontiguousarray(act, dtype="<f2").tobytes()).decode("ascii"),
-        "grid_png": base64.b64encode(png_bytes(grid)).decode("ascii"),
+        "dtype": WIRE_DTYPE,
+        "activations": base64.b64encode(wire.tobytes()).decode("ascii"),
         "predictions": top_k(probs, classes),
     }
 
@@ -70,14 +69,15 @@ def listing_body(metadata: dict[str, Any], backend: str) -> dict[str, Any]:
 
 
 def error_body(message: str, code: int) -> dict[str, Any]:
-    """Answer of any rejected request (4xx)."""
+    """Answer of any rejected request."""
     return {"error": message, "code": int(code)}
 
 
 def decode_activations(body: dict[str, Any]) -> np.ndarray:
-    """The (C, H, W) float16 array of a feature-map body (for clients and tests)."""
+    """The (C, H, W) activations of a feature-map body as float32 (for clients and tests)."""
     raw = base64.b64decode(body["activations"])
-    return np.frombuffer(raw, dtype="<f2").reshape(body["shape"])
+    dtype = np.dtype(body.get("dtype", WIRE_DTYPE)).newbyteorder("<")
+    return np.frombuffer(raw, dtype=dtype).reshape(body["shape"]).astype(np.float32)
 
 
 def encode(body: dict[str, Any]) -> bytes:

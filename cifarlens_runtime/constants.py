@@ -1,0 +1,97 @@
+"""Names and numbers shared by training, export, serving and the UI, each defined once.
+
+CIFAR-10 facts first, then the artefact layout and graph names that export writes and serving reads,
+then the REST contract and the local server's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# --- CIFAR-10 ---
+
+CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+NUM_CLASSES = len(CLASSES)
+IMAGE_SIZE = 32
+IN_CHANNELS = 3
+# Per-channel statistics of the CIFAR-10 training set (RGB, pixel values scaled to [0, 1]).
+MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
+VAL_PER_CLASS = 1000
+DEFAULT_SEED = 42
+# Image files an ImageFolder copy (train/<class>/*.jpg) may hold.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
+
+def normalization() -> dict[str, list[float]]:
+    """The normalisation as plain lists, the form stored in checkpoints and metadata."""
+    return {"mean": list(MEAN), "std": list(STD)}
+
+
+# --- exported artefacts: artifacts/<model>/{model.onnx, model.ts, metadata.json} ---
+
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.ts"
+METADATA_FILE = "metadata.json"
+
+# Graph names of the exported FeatureModel: one input, the logits, then one output per feature layer.
+INPUT_NAME = "input"
+LOGITS_NAME = "logits"
+ONNX_OPSET = 17
+
+BACKENDS: tuple[str, ...] = ("onnxruntime", "torchscript")
+DEFAULT_BACKEND = "onnxruntime"
+BACKEND_FILES: dict[str, str] = {"onnxruntime": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE}
+
+# --- REST ---
+
+# Archives are registered under this version; feature maps live at
+# /predictions/<model>/<ARCHIVE_VERSION>/<FEATURE_ROUTE>/<layer> (or a `layer` form field).
+ARCHIVE_VERSION = "1.0"
+FEATURE_ROUTE = "feature_maps"
+LAYER_PARAM = "layer"
+TOP_K = 5
+# Largest accepted image body; anything bigger is answered 413 before decoding.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# Decoded size cap, well under Pillow's decompression-bomb error, so a small file cannot blow up memory.
+MAX_IMAGE_PIXELS = 40_000_000
+
+# --- the local TorchServe (`make serve`) and the page (`make ui`) ---
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Inference, management and metrics ports, and the two gRPC ports TorchServe always opens
+    (two servers with the default 7070/7071 collide even when their HTTP ports differ)."""
+
+    inference: int = 8080
+    management: int = 8081
+    metrics: int = 8082
+    grpc_inference: int = 7070
+    grpc_management: int = 7071
+
+
+UI_PORT = 7860
+# `make serve` runs TorchServe here; TorchServe writes KEY_FILE into its working directory.
+DEFAULT_WORKDIR = Path(".ts_tmp/serve")
+KEY_FILE = "key_file.json"
+
+
+def url(port: int, host: str = HOST) -> str:
+    """http://host:port, the form every client and config file uses."""
+    return f"http://{host}:{port}"
