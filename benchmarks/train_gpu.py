@@ -50,7 +50,7 @@ def pack(run_dir: Path, out: Path) -> Path:
     return tar_path
 
 
-def record(returned: Path, note: str = "") -> tuple[Path, Path]:
+def record(returned: Path, note: str = "", cpu_eval: Path | None = None) -> tuple[Path, Path]:
     """benchmarks/results/train_gpu.{json,md} from the folder a device run returned (here, on the CPU machine)."""
     summary = json.loads((returned / "train_gpu.json").read_text())
     compile_path = returned / "compile_check.json"
@@ -93,10 +93,28 @@ def record(returned: Path, note: str = "") -> tuple[Path, Path]:
             )
     if "cuda_tests" in summary:
         lines += ["", f"CUDA smoke tests (tests/training/test_cuda.py) in that run: {summary['cuda_tests']}."]
+    evaluations = (
+        {p.parent.name: json.loads(p.read_text()) for p in sorted(cpu_eval.glob("*/evaluation.json"))}
+        if cpu_eval
+        else {}
+    )
+    if evaluations:
+        summary["cpu_evaluation"] = {
+            n: e["test_acc_by_tta"] | {"precision": e["precision"]} for n, e in evaluations.items()
+        }
+        lines += [
+            "",
+            "The shipped checkpoints (fp16) evaluated back here on the CPU with `python -m training evaluate --tta`:",
+            "",
+        ]
+        lines += ["| net | no TTA | flip | flip + translate | precision |", "|---|---:|---:|---:|---|"]
+        for n, e in evaluations.items():
+            t = e["test_acc_by_tta"]
+            lines.append(f"| {n} | {t['none']:.4f} | {t['flip']:.4f} | {t['flip_translate']:.4f} | {e['precision']} |")
     if note:
         summary["note"] = note
-        js.write_text(json.dumps(summary, indent=1))
         lines += ["", note]
+    js.write_text(json.dumps(summary, indent=1))
     md.write_text("\n".join(lines) + "\n")
     return js, md
 
@@ -106,6 +124,8 @@ def main() -> int:
     parser.add_argument("--record", default=None, metavar="DIR",
                         help="only write benchmarks/results/train_gpu.{json,md} from a returned folder")  # fmt: skip
     parser.add_argument("--note", default="", help="with --record: a sentence to add to the results")
+    parser.add_argument("--cpu-eval", default=None, metavar="DIR",
+                        help="with --record: <DIR>/<model>/evaluation.json of `python -m training evaluate`")  # fmt: skip
     parser.add_argument("--data-dir")
     parser.add_argument("--out")
     parser.add_argument("--runs", default="/tmp/runs_gpu")
@@ -114,7 +134,7 @@ def main() -> int:
     parser.add_argument("--time-budget", type=float, default=None, help="seconds per net (default: the profile's)")
     args = parser.parse_args()
     if args.record:
-        print(*record(Path(args.record), args.note))
+        print(*record(Path(args.record), args.note, Path(args.cpu_eval) if args.cpu_eval else None))
         return 0
     if not args.data_dir or not args.out:
         parser.error("--data-dir and --out are required to train")
