@@ -136,8 +136,8 @@ def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None
 
 
 def _expected(artifacts: Path, model: str, image: bytes) -> dict[str, Any]:
-    from serving.predictor import Predictor
-    from serving.service import Request, handle_batch
+    from cifarlens_runtime.predictor import Predictor
+    from cifarlens_runtime.service import Request, handle_batch
 
     [reply] = handle_batch(Predictor(artifacts / model), [Request(body=image)])
     return json.loads(reply.body)

@@ -76,14 +76,14 @@ def png(pixels: np.ndarray) -> bytes:
 
 @functools.cache
 def _predictor(model_dir: Path) -> Any:
-    from serving.predictor import Predictor
+    from cifarlens_runtime.predictor import Predictor
 
     return Predictor(model_dir)
 
 
 def expected(artifacts: Path, model: str, image: bytes) -> dict[str, Any]:
-    """What the REST service answers for `image`, computed in process (serving.service over ONNX Runtime)."""
-    from serving.service import Request, handle_batch
+    """What the REST service answers for `image`, computed in process (cifarlens_runtime.service over ONNX Runtime)."""
+    from cifarlens_runtime.service import Request, handle_batch
 
     [reply] = handle_batch(_predictor(artifacts / model), [Request(body=image)])
     assert reply.status == 200
@@ -198,7 +198,7 @@ def test_envelope_uint8_input(enveloped, serving_artifacts: Path, cifar10_test_j
         ({"name": "x", "shape": [1], "datatype": "BYTES", "data": ["not base64!"]}, "base64"),
         (
             {"name": "x", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(b"no image").decode()]},
-            "not an image",
+            "not a readable image",
         ),
         ({"name": "x", "shape": [2, 2], "datatype": "UINT8", "data": [1, 2, 3, 4]}, "[H, W, 3]"),
         ({"name": "x", "shape": [1, 1, 3], "datatype": "FP32", "data": [0.1, 0.2, 0.3]}, "unsupported datatype"),
@@ -341,7 +341,7 @@ def test_v2_bad_input_is_400(kserve_torchserve) -> None:
     bad = {"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(b"text").decode()]}]}
     status, response = post_json(f"{kserve_torchserve.inference_url}/v2/models/plain_cnn/infer", bad)
     assert status == 400
-    assert "not an image" in json.loads(response["outputs"][0]["data"][0])["error"]
+    assert "not a readable image" in json.loads(response["outputs"][0]["data"][0])["error"]
 
 
 def test_concurrent_requests_each_get_their_own_answer(
