@@ -225,7 +225,7 @@ def test_page_in_chromium(stack: Stack) -> None:
             page.wait_for_selector("#status:has-text('nets answered')")
             status = page.inner_text("#status")
             assert "3 nets answered via torchserve at http://torchserve:8080" in status.replace("`", ""), status
-            for i, model in enumerate(list_models()):
+            for i, model in enumerate(sorted(list_models())):  # the page lists the served nets by name
                 text = page.inner_text(f"#pred-{i}") + "\n" + page.inner_text(f"#pred-info-{i}")
                 assert model in text and text.count("%") >= 5, text
                 ranked = [q["class"] for q in expected[model]["predictions"]]
