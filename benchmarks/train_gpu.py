@@ -157,6 +157,9 @@ def main() -> int:
         "total_seconds": 0.0,
         "models": {},
     }
+    from benchmarks.common import machine
+
+    summary["machine"] = machine()  # the host's CPU and load beside the GPU timings
     log(f"device {device}, torch {torch.__version__}, python {platform.python_version()}")
     # Decode the JPEGs once, before any net's clock starts (the first net would pay for all three).
     start = time.perf_counter()
@@ -175,6 +178,7 @@ def main() -> int:
         wall = time.perf_counter() - start
         summary["total_seconds"] = round(summary["total_seconds"] + wall, 1)
         summary["models"][model] = {k: metrics[k] for k in SUMMARY_FIELDS} | {"wall_seconds": round(wall, 1)}
+        summary["machine"]["load_average_at_end"] = os.getloadavg()
         log(f"packed {pack(Path(args.runs) / model, out)} after {wall:.0f}s")
         (out / "train_gpu.json").write_text(json.dumps(summary, indent=1))
     log(f"\nall done: {summary['total_seconds']:.0f}s of GPU wall time for {len(args.models)} nets")
