@@ -63,6 +63,11 @@ BACKEND_FILES: dict[str, str] = {"onnxruntime": ONNX_FILE, "torchscript": TORCHS
 ARCHIVE_VERSION = "1.0"
 FEATURE_ROUTE = "feature_maps"
 LAYER_PARAM = "layer"
+# Class activation maps: POST /explanations/<model>[/<ARCHIVE_VERSION>[/<layer>[/<class>]]], or the form
+# fields `layer`, `class` and `method` (TorchServe 0.12 drops query strings before the handler).
+EXPLANATIONS_ROUTE = "explanations"
+CLASS_PARAM = "class"
+METHOD_PARAM = "method"
 TOP_K = 5
 # Largest accepted image body; anything bigger is answered 413 before decoding.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024

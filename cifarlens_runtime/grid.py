@@ -53,15 +53,21 @@ def channel_grid(
     return Image.fromarray(canvas)
 
 
+def heat_overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
+    """A (H, W) map in [0, 1], coloured, upscaled bilinearly to the image and blended on it (`alpha`: its opacity)."""
+    m = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
+    coloured = Image.fromarray((colormaps[cmap](m)[..., :3] * 255).astype(np.uint8))
+    base = image.convert("RGB")
+    coloured = coloured.resize(base.size, Image.Resampling.BILINEAR)
+    return Image.blend(base, coloured, float(np.clip(alpha, 0.0, 1.0)))
+
+
 def mean_overlay(image: Image.Image, act: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
-    """The layer's mean activation over channels, upscaled and blended on the input image."""
+    """The layer's mean activation over channels, min-max scaled, upscaled and blended on the input image."""
     m = np.asarray(act, dtype=np.float32).mean(axis=0)
     lo, hi = float(m.min()), float(m.max())
     m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-    heat = Image.fromarray((colormaps[cmap](m)[..., :3] * 255).astype(np.uint8))
-    base = image.convert("RGB")
-    heat = heat.resize(base.size, Image.Resampling.BILINEAR)
-    return Image.blend(base, heat, alpha)
+    return heat_overlay(image, m, alpha, cmap)
 
 
 def png_bytes(img: Image.Image) -> bytes:

@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.constants import BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, INPUT_NAME, LOGITS_NAME, METADATA_FILE
+from cifarlens_runtime.cam import GradientModel
+from cifarlens_runtime.constants import (
+    BACKEND_FILES,
+    BACKENDS,
+    DEFAULT_BACKEND,
+    INPUT_NAME,
+    LOGITS_NAME,
+    METADATA_FILE,
+    TORCHSCRIPT_FILE,
+)
 
 
 def load_metadata(artifact_dir: str | Path) -> dict[str, Any]:
@@ -49,6 +58,8 @@ class Predictor:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.artifact_dir = Path(artifact_dir)
         self.backend = backend
+        self.threads = threads
+        self._gradients: GradientModel | None = None
         self.metadata = load_metadata(self.artifact_dir)
         self.name: str = self.metadata["model"]
         self.classes: list[str] = list(self.metadata["classes"])
@@ -98,6 +109,12 @@ class Predictor:
         with torch.inference_mode():
             outs = self._module(torch.from_numpy(batch))
         return [outs[self.output_names.index(o)].numpy() for o in outputs]
+
+    def gradients(self) -> GradientModel:
+        """The autograd model behind Grad-CAM (model.ts beside the ONNX file), loaded on first use."""
+        if self._gradients is None:
+            self._gradients = GradientModel(self.artifact_dir / TORCHSCRIPT_FILE, self.layers, self.threads)
+        return self._gradients
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 10)."""

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.constants import TOP_K
+from cifarlens_runtime.cam import upsample
+from cifarlens_runtime.constants import IMAGE_SIZE, TOP_K
 
 # Activations travel as little-endian float16 in C order: half the bytes of float32, enough for display.
 WIRE_DTYPE = "float16"
@@ -52,6 +53,37 @@ def feature_body(
         "shape": [int(s) for s in act.shape],
         "dtype": WIRE_DTYPE,
         "activations": base64.b64encode(wire.tobytes()).decode("ascii"),
+        "predictions": top_k(probs, classes),
+    }
+
+
+def cam_body(
+    model: str,
+    backend: str,
+    method: str,
+    layer: str,
+    cam: np.ndarray,
+    index: int,
+    probs: np.ndarray,
+    classes: Sequence[str],
+) -> dict[str, Any]:
+    """Answer of `POST /explanations/<model>`: a (H, W) class activation map in [0, 1] for class `index`, at the
+    layer's resolution (`cam`) and bilinearly upsampled to the input's size (`cam_upsampled`), 4 decimals."""
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2 or not np.isfinite(cam).all():
+        raise ValueError(f"the {method} map of {layer} is not a finite (H, W) array")
+    return {
+        "model": model,
+        "backend": backend,
+        "method": method,
+        "layer": layer,
+        "class": classes[index],
+        "index": int(index),
+        "probability": float(np.asarray(probs)[index]),
+        "shape": [int(s) for s in cam.shape],
+        "cam": np.round(cam, 4).tolist(),
+        "upsampled_shape": [IMAGE_SIZE, IMAGE_SIZE],
+        "cam_upsampled": np.round(upsample(cam, IMAGE_SIZE), 4).tolist(),
         "predictions": top_k(probs, classes),
     }
 

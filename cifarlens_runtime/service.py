@@ -3,7 +3,7 @@
 The TorchServe handler turns its batch into `Request`s and calls `handle_batch`; the UI's
 in-process backend (`--backend local`) calls the same function, so both give the same status
 codes and the same JSON bytes. Every request of a batch gets its own reply: one bad image never
-fails the others. NumPy, Pillow and ONNX Runtime only.
+fails the others. NumPy, Pillow and ONNX Runtime only, plus torch for Grad-CAM (see `cam`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ from urllib.parse import parse_qs, unquote
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cifarlens_runtime.constants import FEATURE_ROUTE, LAYER_PARAM, LOGITS_NAME, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, class_index, default_layer, eigen_cam, grad_cam
+from cifarlens_runtime.constants import (
+    CLASS_PARAM,
+    EXPLANATIONS_ROUTE,
+    FEATURE_ROUTE,
+    LAYER_PARAM,
+    LOGITS_NAME,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    METHOD_PARAM,
+)
 from cifarlens_runtime.predictor import Predictor, softmax
 from cifarlens_runtime.preprocess import plain_reason, to_array
-from cifarlens_runtime.responses import encode, error_body, feature_body, listing_body, prediction_body
+from cifarlens_runtime.responses import cam_body, encode, error_body, feature_body, listing_body, prediction_body
 
 
 class RequestError(Exception):
@@ -33,16 +43,20 @@ class RequestError(Exception):
 
 @dataclass
 class Request:
-    """One REST request: the body, the URL suffix after /predictions/<model>/<version>/ and the layer.
+    """One REST request: the body, the URL suffix after /predictions/<model>/<version>/ and the parameters.
 
     `route` is TorchServe's `url_path` header ("" or None for a plain prediction; "feature_maps",
-    "feature_maps?layer=x" or "feature_maps/x" for feature maps). `layer` is the form field or query
-    parameter when TorchServe passes it separately.
+    "feature_maps?layer=x" or "feature_maps/x" for feature maps). `explain` marks a request to
+    /explanations/<model> (TorchServe's `explain` header), whose suffix is "", "<layer>" or "<layer>/<class>".
+    `layer`, `target` (the class) and `method` are form fields, when TorchServe passes them separately.
     """
 
     body: Any = None
     route: str | None = None
     layer: str | None = None
+    explain: bool = False
+    target: str | None = None
+    method: str | None = None
 
 
 @dataclass
@@ -55,10 +69,39 @@ class Reply:
 
 @dataclass
 class Route:
-    """What a request asks for: `predict`, `features` (of `layer`) or `listing`."""
+    """What a request asks for: `predict`, `features` (of `layer`), `listing`, or `cam` (of `layer` for
+    `target`, both None for the defaults: the last spatial layer and the top-1 class, by `method`)."""
 
     kind: str
     layer: str | None = None
+    target: str | None = None
+    method: str = DEFAULT_METHOD
+
+
+def parse_explain_route(
+    route: str | None, layer: str | None = None, target: str | None = None, method: str | None = None
+) -> Route:
+    """The layer, class and method of an explanations request, from its URL suffix, query or form fields."""
+    path, _, query = (route or "").partition("?")
+    parts = [unquote(p) for p in path.strip("/").split("/") if p]
+    if len(parts) > 2:
+        raise RequestError(
+            404,
+            f"unknown route '{path}': use /{EXPLANATIONS_ROUTE}/<model> or "
+            f"/{EXPLANATIONS_ROUTE}/<model>/<version>/<layer>[/<class>]",
+        )
+    params = parse_qs(query)
+    given = {
+        LAYER_PARAM: [parts[0]] if parts else [],
+        CLASS_PARAM: [parts[1]] if len(parts) > 1 else [],
+        METHOD_PARAM: [],
+    }
+    for name, field in ((LAYER_PARAM, layer), (CLASS_PARAM, target), (METHOD_PARAM, method)):
+        given[name] += [v for v in (field, *params.get(name, [])) if v]
+        if len(set(given[name])) > 1:
+            raise RequestError(400, f"two different values for '{name}': {' and '.join(sorted(set(given[name])))}")
+    first = {name: (values or [None])[0] for name, values in given.items()}
+    return Route("cam", first[LAYER_PARAM], first[CLASS_PARAM], (first[METHOD_PARAM] or DEFAULT_METHOD).lower())
 
 
 def parse_route(route: str | None, layer: str | None = None) -> Route:
@@ -116,13 +159,36 @@ def _error(code: int, message: str) -> Reply:
     return Reply(code, encode(error_body(message, code)))
 
 
+def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
+    """The checked CAM route of an explanations request and its class index (None: the top-1 class)."""
+    route = parse_explain_route(req.route, req.layer, req.target, req.method)
+    method = route.method.strip()
+    if method not in METHODS:
+        raise RequestError(400, f"unknown method '{route.method}': use one of {', '.join(METHODS)}")
+    layer = route.layer or default_layer(predictor.layer_shapes)
+    if layer not in predictor.layer_shapes:
+        raise RequestError(404, f"unknown layer '{layer}': {predictor.name} has {', '.join(predictor.layers)}")
+    try:
+        index = class_index(route.target, predictor.classes)
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    if method == "eigencam" and index is not None:
+        raise RequestError(400, "eigencam gives the same map for every class: leave out the class, or use gradcam")
+    return Route("cam", layer, route.target, method), index
+
+
 def handle_batch(predictor: Predictor, requests: list[Request]) -> list[Reply]:
-    """Answer every request of a batch, running the net once over all its good images."""
+    """Answer every request of a batch, running the net once over all its good images
+    (plus one autograd pass per Grad-CAM layer asked for)."""
     replies: list[Reply | None] = [None] * len(requests)
-    jobs: list[tuple[int, Route, np.ndarray]] = []
+    jobs: list[tuple[int, Route, np.ndarray, int | None]] = []
     for i, req in enumerate(requests):
         try:
-            route = parse_route(req.route, req.layer)
+            index = None
+            if req.explain:
+                route, index = _cam_route(predictor, req)
+            else:
+                route = parse_route(req.route, req.layer)
             if route.kind == "listing":
                 replies[i] = Reply(200, encode(listing_body(predictor.metadata, predictor.backend)))
                 continue
@@ -130,29 +196,78 @@ def handle_batch(predictor: Predictor, requests: list[Request]) -> list[Reply]:
                 raise RequestError(
                     404, f"unknown layer '{route.layer}': {predictor.name} has {', '.join(predictor.layers)}"
                 )
-            jobs.append((i, route, decode_image(as_bytes(req.body))))
+            jobs.append((i, route, decode_image(as_bytes(req.body)), index))
         except RequestError as exc:
             replies[i] = _error(exc.code, exc.message)
-    if jobs:
-        layers = sorted({r.layer for _, r, _ in jobs if r.layer}, key=predictor.layers.index)
-        try:
-            outs = predictor.run(np.stack([x for _, _, x in jobs]), [LOGITS_NAME, *layers])
-        except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
-            for i, _, _ in jobs:
-                replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
-            return [r for r in replies if r is not None]
-        probs = softmax(outs[0])
-        acts = dict(zip(layers, outs[1:], strict=True))
-        for row, (i, route, _) in enumerate(jobs):
-            try:
-                if route.kind == "predict":
-                    body = prediction_body(predictor.name, predictor.backend, probs[row], predictor.classes)
-                else:
-                    act = acts[route.layer][row]
-                    body = feature_body(
-                        predictor.name, predictor.backend, route.layer, act, probs[row], predictor.classes
-                    )
-                replies[i] = Reply(200, encode(body))
-            except ValueError as exc:  # e.g. a non-finite activation or probability
-                replies[i] = _error(500, f"cannot encode the answer: {exc}")
+    gradcam = [job for job in jobs if job[1].method == "gradcam" and job[1].kind == "cam"]
+    forward = [job for job in jobs if job not in gradcam]
+    if forward:
+        _answer_forward(predictor, forward, replies)
+    for layer in sorted({job[1].layer for job in gradcam}, key=predictor.layers.index):
+        _answer_gradcam(predictor, [job for job in gradcam if job[1].layer == layer], replies)
     return [r for r in replies if r is not None]
+
+
+def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
+    """Predictions, feature maps and Eigen-CAMs: one ONNX Runtime run over the batch."""
+    layers = sorted({r.layer for _, r, _, _ in jobs if r.layer}, key=predictor.layers.index)
+    try:
+        outs = predictor.run(np.stack([x for _, _, x, _ in jobs]), [LOGITS_NAME, *layers])
+    except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
+        for i, _, _, _ in jobs:
+            replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
+        return
+    probs = softmax(outs[0])
+    acts = dict(zip(layers, outs[1:], strict=True))
+    for row, (i, route, _, _) in enumerate(jobs):
+        try:
+            if route.kind == "predict":
+                body = prediction_body(predictor.name, predictor.backend, probs[row], predictor.classes)
+            elif route.kind == "cam":
+                cam = eigen_cam(acts[route.layer][row])
+                top1 = int(np.argmax(probs[row]))
+                body = cam_body(
+                    predictor.name,
+                    predictor.backend,
+                    route.method,
+                    route.layer,
+                    cam,
+                    top1,
+                    probs[row],
+                    predictor.classes,
+                )
+            else:
+                act = acts[route.layer][row]
+                body = feature_body(predictor.name, predictor.backend, route.layer, act, probs[row], predictor.classes)
+            replies[i] = Reply(200, encode(body))
+        except ValueError as exc:  # e.g. a non-finite activation or probability
+            replies[i] = _error(500, f"cannot encode the answer: {exc}")
+
+
+def _answer_gradcam(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
+    """Grad-CAMs of one layer: one forward and backward pass of the TorchScript model over the batch."""
+    layer = jobs[0][1].layer
+    try:
+        model = predictor.gradients()
+    except (ImportError, FileNotFoundError, RuntimeError) as exc:
+        for i, _, _, _ in jobs:
+            replies[i] = _error(
+                501, f"Grad-CAM is not available for {predictor.name} here ({exc}); use method eigencam"
+            )
+        return
+    try:
+        logits, acts, grads, chosen = model(np.stack([x for _, _, x, _ in jobs]), layer, [t for *_, t in jobs])
+    except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
+        for i, _, _, _ in jobs:
+            replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
+        return
+    probs = softmax(logits)
+    for row, (i, route, _, _) in enumerate(jobs):
+        try:
+            cam = grad_cam(acts[row], grads[row])
+            body = cam_body(
+                predictor.name, "torchscript", route.method, layer, cam, int(chosen[row]), probs[row], predictor.classes
+            )
+            replies[i] = Reply(200, encode(body))
+        except ValueError as exc:
+            replies[i] = _error(500, f"cannot encode the answer: {exc}")

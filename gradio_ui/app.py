@@ -13,10 +13,12 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import FileData
 from PIL import Image
 
-from cifarlens_runtime.constants import HOST, TOP_K, UI_PORT
-from cifarlens_runtime.grid import channel_grid, channel_order, mean_overlay
+from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS
+from cifarlens_runtime.constants import CLASSES, HOST, TOP_K, UI_PORT
+from cifarlens_runtime.grid import channel_grid, channel_order, heat_overlay, mean_overlay
 from cifarlens_runtime.preprocess import resize
 from cifarlens_runtime.responses import decode_activations
 from gradio_ui.client import Backend, BackendError
@@ -32,9 +34,14 @@ OVERLAY_SIZE = 256
 BARELY_TRAINED_EPOCHS = 3
 BARELY_TRAINED_ACC = 0.5
 STATS_HEADERS = ["rank", "channel", "mean", "max", "min", "std"]
+# Class activation maps: the class picker's "each net's own top-1" entry, the methods' labels, the default opacity.
+TOP1_CHOICE = "top-1 of each net"
+METHOD_LABELS = {"gradcam": "Grad-CAM (per class)", "eigencam": "Eigen-CAM (no gradients, one map for all classes)"}
+DEFAULT_OPACITY = 0.5
 
 CSS = """
 #input-image img, #example-gallery img, #fm-grid img, #fm-overlay img { image-rendering: pixelated; }
+.cam-overlay img { image-rendering: pixelated; }
 #input-image img { width: 100%; height: 100%; object-fit: contain; }
 #status { min-height: 1.5em; }
 """
@@ -323,6 +330,113 @@ def render_feature_maps(
     return grid, overlay, channel_stats(act), stats_plot(act)
 
 
+# --- class activation maps ---
+
+
+def explain_all(
+    backend: Backend, image: Image.Image | None, target: str | None, method: str | None, slots: int = NUM_SLOTS
+) -> tuple[str, list[dict[str, Any] | None], list[str]]:
+    """Ask every net for its class activation map of the image: the status line, then per slot the answer
+    (None on failure) and its panel. `target` is a class name or TOP1_CHOICE/None for each net's own top-1."""
+    bodies: list[dict[str, Any] | None] = [None] * slots
+    panels = [""] * slots
+    if image is None:
+        return "Pick an example or upload an image first.", bodies, panels
+    models, error = model_names(backend)
+    if error:
+        return f"⚠ {error}", bodies, panels
+    method = method if method in METHODS else DEFAULT_METHOD
+    wanted = None if target in (None, "", TOP1_CHOICE) or method == "eigencam" else target
+    body_bytes = image_bytes(image)
+    failures = 0
+    for i, model in enumerate(models[:slots]):
+        start = time.perf_counter()
+        try:
+            body = backend.cam(model, body_bytes, target=wanted, method=method)
+        except BackendError as exc:
+            failures += 1
+            panels[i] = f"### {model}\n\n⚠ {exc}"
+            continue
+        bodies[i] = body
+        panels[i] = cam_markdown(body, 1000 * (time.perf_counter() - start))
+    shown = min(len(models), slots)
+    note = (
+        " Eigen-CAM has no class: the picker applies to Grad-CAM." if method == "eigencam" and wanted != target else ""
+    )
+    if failures == shown:
+        return f"⚠ No net could explain the image (see their panels).{note}", bodies, panels
+    return f"✓ {shown - failures} of {shown} nets explained via {backend.name}.{note}", bodies, panels
+
+
+def cam_markdown(body: dict[str, Any], latency_ms: float) -> str:
+    """A CAM panel: the net, its top-1, the class the map is for, the method, the layer and the latency."""
+    top = (body.get("predictions") or [{}])[0]
+    lines = [
+        f"### {body.get('model', '?')}",
+        f"top-1 **{top.get('class', '?')}** ({100 * float(top.get('probability', 0)):.1f} %)",
+    ]
+    method = METHOD_LABELS.get(body.get("method", ""), body.get("method", "?")).split(" (")[0]
+    shape = "×".join(str(s) for s in body.get("shape", []))
+    if body.get("method") == "eigencam":
+        lines.append(f"{method} at {body.get('layer')} ({shape})")
+    else:
+        lines.append(
+            f"{method} for **{body.get('class')}** ({100 * float(body.get('probability', 0)):.1f} %) "
+            f"at {body.get('layer')} ({shape})"
+        )
+    lines.append(f"{latency_ms:.1f} ms via {body.get('backend', '?')}")
+    return "\n\n".join(lines)
+
+
+def render_cams(
+    bodies: Sequence[dict[str, Any] | None] | None, image: Image.Image | None, opacity: float = DEFAULT_OPACITY
+) -> list[Image.Image | None]:
+    """Each answer's map over the input image (locally, so the opacity slider needs no request)."""
+    bodies = list(bodies or [None] * NUM_SLOTS)
+    if image is None:
+        return [None] * len(bodies)
+    base = resize(image.convert("RGB")).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
+    return [None if b is None else heat_overlay(base, np.asarray(b["cam"], dtype=np.float32), opacity) for b in bodies]
+
+
+# --- the named API (gradio_client): typed functions over the backend, errors as gr.Error ---
+
+
+def api_functions(backend: Backend) -> dict[str, Any]:
+    """`/predict`, `/feature_maps` and `/cam`: the REST answers of the backend, for an uploaded image file."""
+
+    def _read(image: Any) -> bytes:
+        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", image)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (OSError, TypeError) as exc:
+            raise gr.Error(f"cannot read the image: {exc}") from None
+
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return fn(*args, **kwargs)
+        except BackendError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def predict(image: FileData, model: str) -> dict[str, Any]:
+        """The top-5 classes of one net for an image (JPEG or PNG)."""
+        return _call(backend.predict, model, _read(image))
+
+    def feature_maps(image: FileData, model: str, layer: str) -> dict[str, Any]:
+        """One layer's activations (base64 float16, with their shape) and the top-5 of one net."""
+        return _call(backend.feature_maps, model, layer, _read(image))
+
+    def cam(
+        image: FileData, model: str, layer: str = "", class_name: str = "", method: str = DEFAULT_METHOD
+    ) -> dict[str, Any]:
+        """A class activation map in [0, 1] (layer resolution and 32x32): by default Grad-CAM of the top-1 class
+        at the net's last layer of at least 4x4; `class_name` a class name or index, `method` gradcam or eigencam."""
+        return _call(backend.cam, model, _read(image), layer=layer or None, target=class_name or None, method=method)
+
+    return {"predict": predict, "feature_maps": feature_maps, "cam": cam}
+
+
 # --- layout ---
 
 
@@ -373,6 +487,37 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
                 with gr.Column():
                     labels.append(gr.Label(num_top_classes=TOP_K, label=f"net {i + 1}", elem_id=f"pred-{i}"))
                     panels.append(gr.Markdown(elem_id=f"pred-info-{i}"))
+
+        gr.Markdown("## Class activation maps: where each net looks")
+        cam_bodies = gr.State(None)
+        with gr.Row():
+            cam_class = gr.Dropdown(
+                choices=[TOP1_CHOICE, *CLASSES], value=TOP1_CHOICE, label="Explain the class", elem_id="cam-class"
+            )
+            cam_method = gr.Radio(
+                choices=[(label, m) for m, label in METHOD_LABELS.items()],
+                value=DEFAULT_METHOD,
+                label="Method",
+                elem_id="cam-method",
+            )
+            cam_opacity = gr.Slider(0, 1, value=DEFAULT_OPACITY, step=0.05, label="Map opacity", elem_id="cam-opacity")
+            cam_btn = gr.Button("Explain", elem_id="cam-btn")
+        cam_info = gr.Markdown(elem_id="cam-status")
+        cam_images, cam_panels = [], []
+        with gr.Row():
+            for i in range(NUM_SLOTS):
+                with gr.Column():
+                    cam_images.append(
+                        gr.Image(
+                            label=f"net {i + 1}",
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            elem_id=f"cam-{i}",
+                            elem_classes=["cam-overlay"],
+                        )
+                    )
+                    cam_panels.append(gr.Markdown(elem_id=f"cam-info-{i}"))
 
         gr.Markdown("## Feature maps")
         with gr.Row():
@@ -441,23 +586,48 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
         def _rerender(act: np.ndarray | None, img: Image.Image | None, n: int, cm: str) -> tuple:
             return render_feature_maps(act, img, n, cm)
 
+        def _cams(img: Image.Image | None, target: str | None, method: str | None, alpha: float) -> tuple:
+            text, bodies, infos = explain_all(backend, img, target, method)
+            named = [gr.Image(value=im, label=(b or {}).get("model", f"net {i + 1}")) for i, (im, b) in
+                     enumerate(zip(render_cams(bodies, img, alpha), bodies, strict=True))]  # fmt: skip
+            return (text, bodies, *named, *infos)
+
+        def _recolour(bodies: list | None, img: Image.Image | None, alpha: float) -> list:
+            return render_cams(bodies, img, alpha)
+
         predict_outputs = [status, *labels, *panels]
         fm_outputs = [activations, fm_info, grid, overlay, stats, plot]
         fm_inputs = [image, net, layer, channels, cmap]
+        cam_inputs = [image, cam_class, cam_method, cam_opacity]
+        cam_outputs = [cam_info, cam_bodies, *cam_images, *cam_panels]
 
-        demo.load(_load, outputs=[status, banner, net, layer])
-        check_btn.click(_check, inputs=[net], outputs=[status, banner, net])
-        predict_btn.click(_predict, inputs=[image, true_label], outputs=predict_outputs)
+        # The page's own callbacks stay off the API page; the named endpoints are below.
+        private: dict[str, Any] = {"api_visibility": "private"}
+        demo.load(_load, outputs=[status, banner, net, layer], **private)
+        check_btn.click(_check, inputs=[net], outputs=[status, banner, net], **private)
+        predict_btn.click(_predict, inputs=[image, true_label], outputs=predict_outputs, **private).then(
+            _cams, inputs=cam_inputs, outputs=cam_outputs, **private
+        )
         if gallery is not None:
-            gallery.select(_select, outputs=[image, true_label, truth]).then(
-                _predict, inputs=[image, true_label], outputs=predict_outputs
-            )
-        image.input(_user_image, outputs=[true_label, truth])
-        net.input(_layers, inputs=[net], outputs=[layer, fm_info]).then(_features, inputs=fm_inputs, outputs=fm_outputs)
-        layer.input(_features, inputs=fm_inputs, outputs=fm_outputs)
-        fm_btn.click(_features, inputs=fm_inputs, outputs=fm_outputs)
-        channels.release(_rerender, inputs=[activations, image, channels, cmap], outputs=[grid, overlay, stats, plot])
-        cmap.input(_rerender, inputs=[activations, image, channels, cmap], outputs=[grid, overlay, stats, plot])
+            gallery.select(_select, outputs=[image, true_label, truth], **private).then(
+                _predict, inputs=[image, true_label], outputs=predict_outputs, **private
+            ).then(_cams, inputs=cam_inputs, outputs=cam_outputs, **private)
+        image.input(_user_image, outputs=[true_label, truth], **private)
+        net.input(_layers, inputs=[net], outputs=[layer, fm_info], **private).then(
+            _features, inputs=fm_inputs, outputs=fm_outputs, **private
+        )
+        layer.input(_features, inputs=fm_inputs, outputs=fm_outputs, **private)
+        fm_btn.click(_features, inputs=fm_inputs, outputs=fm_outputs, **private)
+        rerender = {"inputs": [activations, image, channels, cmap], "outputs": [grid, overlay, stats, plot]}
+        channels.release(_rerender, **rerender, **private)
+        cmap.input(_rerender, **rerender, **private)
+        cam_btn.click(_cams, inputs=cam_inputs, outputs=cam_outputs, **private)
+        cam_class.input(_cams, inputs=cam_inputs, outputs=cam_outputs, **private)
+        cam_method.input(_cams, inputs=cam_inputs, outputs=cam_outputs, **private)
+        cam_opacity.release(_recolour, inputs=[cam_bodies, image, cam_opacity], outputs=cam_images, **private)
+
+        for name, fn in api_functions(backend).items():
+            gr.api(fn, api_name=name)
     return demo
 
 

@@ -19,10 +19,14 @@ import requests
 
 from cifarlens_runtime.constants import (
     ARCHIVE_VERSION,
+    CLASS_PARAM,
     DEFAULT_BACKEND,
     DEFAULT_WORKDIR,
+    EXPLANATIONS_ROUTE,
     FEATURE_ROUTE,
     KEY_FILE,
+    LAYER_PARAM,
+    METHOD_PARAM,
     Ports,
     url,
 )
@@ -67,6 +71,21 @@ class Backend(Protocol):
     def predict(self, model: str, image: bytes) -> dict[str, Any]: ...
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]: ...
+
+    def cam(
+        self,
+        model: str,
+        image: bytes,
+        layer: str | None = None,
+        target: str | None = None,
+        method: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def _cam_fields(layer: str | None, target: str | None, method: str | None) -> dict[str, str]:
+    """The explanations request's form fields that are set (the server's defaults fill the others)."""
+    fields = {LAYER_PARAM: layer, CLASS_PARAM: target, METHOD_PARAM: method}
+    return {k: v for k, v in fields.items() if v}
 
 
 def read_key_file(path: str | Path) -> dict[str, str]:
@@ -215,6 +234,24 @@ class TorchServeBackend:
         url = self._prediction_url(model, f"{FEATURE_ROUTE}/{quote(layer, safe='')}")
         return self._request("POST", url, "inference", data=image, headers=_image_type(image))
 
+    def cam(
+        self,
+        model: str,
+        image: bytes,
+        layer: str | None = None,
+        target: str | None = None,
+        method: str | None = None,
+    ) -> dict[str, Any]:
+        """A class activation map from TorchServe's explanations API: the image and the choices as form fields."""
+        mime = _image_type(image)["Content-Type"]
+        return self._request(
+            "POST",
+            f"{self.url}/{EXPLANATIONS_ROUTE}/{model}",
+            "inference",
+            files={"data": ("image", image, mime)},
+            data=_cam_fields(layer, target, method),
+        )
+
 
 def default_key_file() -> Path:
     """The key file of the server `make serve` starts (its working directory), else key_file.json here."""
@@ -294,11 +331,11 @@ class LocalBackend:
                 raise BackendError(f"cannot load {model}: {exc}", status=404) from None
         return self._predictors[model]
 
-    def _call(self, model: str, image: bytes | None, route: str | None) -> dict[str, Any]:
+    def _call(self, model: str, image: bytes | None, route: str | None, **params: Any) -> dict[str, Any]:
         """One request through `cifarlens_runtime.service.handle_batch`, exactly as the TorchServe handler answers it."""
         from cifarlens_runtime.service import Request, handle_batch
 
-        reply = handle_batch(self._predictor(model), [Request(body=image, route=route)])[0]
+        reply = handle_batch(self._predictor(model), [Request(body=image, route=route, **params)])[0]
         body = json.loads(reply.body)
         if reply.status >= 400:
             raise BackendError(f"{model} answered {reply.status}: {body.get('error', body)}", status=reply.status)
@@ -312,3 +349,13 @@ class LocalBackend:
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
         return self._call(model, image, f"{FEATURE_ROUTE}/{layer}")
+
+    def cam(
+        self,
+        model: str,
+        image: bytes,
+        layer: str | None = None,
+        target: str | None = None,
+        method: str | None = None,
+    ) -> dict[str, Any]:
+        return self._call(model, image, None, explain=True, layer=layer or None, target=target or None, method=method)

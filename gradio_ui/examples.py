@@ -1,11 +1,14 @@
-"""CIFAR-10 test images for the page's gallery, picked at run time from whatever data is reachable.
+"""CIFAR-10 test images for the page's gallery.
 
-Nothing is committed: the images come from an ImageFolder root (test/<class>/*.jpg) such as
-DATA_DIR, or from torchvision's downloaded test batch (`cifarlens_runtime.files.find_cifar10` looks).
+A fresh clone ships 50 real test images (5 per class, JPEG as in the shared copy, 46 KB in all) under
+gradio_ui/gallery/<class>_<number>.jpg, so the gallery, the examples and the browser test need no data.
+Given a CIFAR-10 root (--data-dir or DATA_DIR: an ImageFolder test/<class>/*.jpg, or torchvision's
+downloaded test batch), the page picks from the whole test split instead.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,10 @@ import numpy as np
 from PIL import Image
 
 from cifarlens_runtime.constants import CLASSES
-from cifarlens_runtime.files import TORCHVISION_FOLDER, find_cifar10, image_files
+from cifarlens_runtime.files import DATA_ENV, TORCHVISION_FOLDER, find_cifar10, image_files
+
+# Shipped test images, named <class>_<number in the test split's class folder>.jpg.
+GALLERY_DIR = Path(__file__).resolve().parent / "gallery"
 
 
 @dataclass(frozen=True)
@@ -30,11 +36,22 @@ class Example:
         return f"true: {self.label}"
 
 
+def shipped_examples(folder: Path = GALLERY_DIR) -> list[Example]:
+    """The test images committed with the page, interleaved by class (one of each class, then the next)."""
+    by_class: dict[str, list[Example]] = {label: [] for label in CLASSES}
+    for path in image_files(folder) if folder.is_dir() else []:
+        label = path.stem.rsplit("_", 1)[0]
+        if label in by_class:
+            by_class[label].append(Example(_open(path), label, str(path)))
+    return [ex for group in zip(*by_class.values(), strict=False) for ex in group]
+
+
 def load_examples(data_dir: str | Path | None = None, per_class: int = 2, seed: int = 0) -> list[Example]:
-    """`per_class` test images of every class, interleaved by class, chosen with a fixed seed; [] without data."""
-    root = find_cifar10(data_dir, "test")
+    """Gallery images: from the CIFAR-10 root given (`data_dir` or $DATA_DIR), `per_class` of every class chosen
+    with a fixed seed; without one given (or none found there), the shipped images."""
+    root = find_cifar10(data_dir, "test") if (data_dir or os.environ.get(DATA_ENV)) else None
     if root is None:
-        return []
+        return shipped_examples()
     rng = np.random.default_rng(seed)
     picked: list[list[Example]] = []
     if (root / "test").is_dir():

@@ -1,8 +1,8 @@
 """Build one TorchServe archive per exported net, all on the one handler in serving/handler.py.
 
 Each archive holds the handler, the torch-free `cifarlens_runtime` package it imports (whole, as it is
-in the repository), metadata.json, the model file of the chosen backend and a model-config.yaml with
-the per-model settings and that backend.
+in the repository), metadata.json, the model file of the chosen backend, the TorchScript file that
+Grad-CAM differentiates, and a model-config.yaml with the per-model settings and that backend.
 
     python -m serving.archive [--artifacts artifacts] [--out model_store] [--backend onnxruntime|torchscript]
 """
@@ -21,7 +21,14 @@ from pathlib import Path
 import yaml
 
 import cifarlens_runtime
-from cifarlens_runtime.constants import ARCHIVE_VERSION, BACKEND_FILES, BACKENDS, DEFAULT_BACKEND, METADATA_FILE
+from cifarlens_runtime.constants import (
+    ARCHIVE_VERSION,
+    BACKEND_FILES,
+    BACKENDS,
+    DEFAULT_BACKEND,
+    METADATA_FILE,
+    TORCHSCRIPT_FILE,
+)
 from cifarlens_runtime.predictor import exported_models
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -43,14 +50,17 @@ def stage(artifact_dir: Path, backend: str, stage_dir: Path, config: Path = MODE
     """Lay out the archive's extra files in `stage_dir`; returns the model-config.yaml to archive."""
     import json
 
-    model_file = artifact_dir / BACKEND_FILES[backend]
-    for path in (artifact_dir / METADATA_FILE, model_file):
+    # The backend's model file, plus the TorchScript copy Grad-CAM differentiates (the same file when the
+    # backend is TorchScript).
+    model_files = {artifact_dir / BACKEND_FILES[backend], artifact_dir / TORCHSCRIPT_FILE}
+    for path in (artifact_dir / METADATA_FILE, *model_files):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run `make export` first")
     files = stage_dir / "files"
     shutil.copytree(RUNTIME_DIR, files / RUNTIME_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(artifact_dir / METADATA_FILE, files / METADATA_FILE)
-    shutil.copy2(model_file, files / model_file.name)
+    for path in model_files:
+        shutil.copy2(path, files / path.name)
     settings = yaml.safe_load(config.read_text()) or {}
     settings.setdefault("handler", {})["backend"] = backend
     model_config = stage_dir / "model-config.yaml"

@@ -3,8 +3,12 @@
 Overrides `initialize` and `handle` of BaseHandler: the model is an ONNX graph (or a TorchScript
 module) from `serving.export`, never a `torch.load`ed pickle, and the request logic lives in
 `cifarlens_runtime.service` (the package ships whole in every archive). TorchServe requires this
-file to define exactly one class. On the ONNX Runtime backend nothing the request path runs imports
+file to define exactly one class. On the ONNX Runtime backend nothing the prediction path runs imports
 torch (TorchServe's own BaseHandler and worker do, which is outside the hot path).
+
+`/explanations/<model>` (TorchServe marks those requests with the `explain` header) answers class
+activation maps, computed per request of the batch like predictions; Grad-CAM runs the archive's
+TorchScript copy with autograd (`cifarlens_runtime.cam`), loaded at start so that no request waits for it.
 
 Under KServe (`service_envelope=kservev2`, see deploy/kserve/) TorchServe's envelope hands `handle`
 the input tensors of one Open Inference Protocol request instead of REST bodies; each becomes an
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -24,16 +29,18 @@ import numpy as np
 from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
-from cifarlens_runtime.constants import DEFAULT_BACKEND, LAYER_PARAM
+from cifarlens_runtime.constants import CLASS_PARAM, DEFAULT_BACKEND, LAYER_PARAM, METHOD_PARAM
 from cifarlens_runtime.predictor import Predictor
 from cifarlens_runtime.responses import encode, error_body
 from cifarlens_runtime.service import Reply, Request, RequestError, handle_batch
 
 BODY_KEYS = ("body", "data")
 URL_PATH_HEADER = "url_path"
+EXPLAIN_HEADER = "explain"  # "True" on /explanations/<model> requests
 # Keys of an Open Inference Protocol input tensor as the kservev2 envelope passes it on.
 V2_KEYS = ("name", "datatype", "data")
 V2_DATATYPES = ("BYTES", "UINT8")
+logger = logging.getLogger(__name__)
 
 
 def is_v2_input(row: Any) -> bool:
@@ -73,6 +80,13 @@ def v2_image_bytes(tensor: dict[str, Any]) -> bytes:
     raise RequestError(400, f"unsupported datatype {datatype!r}: send {' or '.join(V2_DATATYPES)}")
 
 
+def _text(value: Any) -> str | None:
+    """A form field as text (TorchServe passes bytes, str or decoded JSON)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
 class CifarLensHandler(BaseHandler):
     """Predictions and feature maps of one exported net; the backend comes from model-config.yaml."""
 
@@ -83,6 +97,10 @@ class CifarLensHandler(BaseHandler):
             backend=settings.get("backend", DEFAULT_BACKEND),
             threads=int(settings.get("threads", 1)),
         )
+        try:
+            self.predictor.gradients()
+        except (ImportError, FileNotFoundError, RuntimeError) as exc:  # CAM requests then say why (501)
+            logger.warning("Grad-CAM unavailable for %s: %s", self.predictor.name, exc)
         self.context = context
         self.initialized = True
 
@@ -93,10 +111,16 @@ class CifarLensHandler(BaseHandler):
         requests = []
         for i, row in enumerate(rows):
             body = next((row[k] for k in BODY_KEYS if k in row), None)
-            layer = row.get(LAYER_PARAM)
-            if isinstance(layer, (bytes, bytearray)):
-                layer = layer.decode("utf-8", "replace")
-            requests.append(Request(body=body, route=context.get_request_header(i, URL_PATH_HEADER), layer=layer))
+            requests.append(
+                Request(
+                    body=body,
+                    route=context.get_request_header(i, URL_PATH_HEADER),
+                    layer=_text(row.get(LAYER_PARAM)),
+                    explain=context.get_request_header(i, EXPLAIN_HEADER) == "True",
+                    target=_text(row.get(CLASS_PARAM)),
+                    method=_text(row.get(METHOD_PARAM)),
+                )
+            )
         replies = handle_batch(self.predictor, requests)
         for i, reply in enumerate(replies):
             context.set_response_status(reply.status, HTTPStatus(reply.status).phrase, i)

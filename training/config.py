@@ -66,6 +66,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     save_every: float = 60.0  # seconds between last.pt saves (also saved at the end, on Ctrl-C and SIGTERM)
     resume: bool = False
+    init_from: str | None = None  # a checkpoint whose weights start this run (fresh optimiser and schedule)
     progress: bool = True
 
     @property

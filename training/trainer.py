@@ -321,7 +321,9 @@ def build_run(cfg: TrainConfig, log: Log = print) -> Run:
     seed_everything(cfg.seed)
     data = CifarData(cfg, device, log)
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
-    if cfg.dirac_init:
+    if cfg.init_from and last is None:
+        warm_start(model, cfg.init_from, log)
+    elif cfg.dirac_init:
         dirac_init_(model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # faster with oneDNN on CPUs too (measured)
@@ -361,6 +363,17 @@ def build_run(cfg: TrainConfig, log: Log = print) -> Run:
     if last is not None:
         restore(run, last)
     return run
+
+
+def warm_start(model: nn.Module, path: str, log: Log = print) -> None:
+    """Start from the weights of another checkpoint of the same net (e.g. shipped fp16 weights, which
+    lack the auxiliary heads: those keep their fresh initialisation)."""
+    ckpt = load_checkpoint(path)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("aux") for k in missing):
+        raise ValueError(f"{path} does not match this net: missing {missing}, unexpected {unexpected}")
+    log(f"weights from {path} ({ckpt['model']}, epoch {ckpt['epoch']}); {len(missing)} tensors fresh")
 
 
 def restore(run: Run, ckpt: dict[str, Any]) -> None:
