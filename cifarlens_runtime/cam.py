@@ -29,9 +29,11 @@ from cifarlens_runtime.constants import CLASSES, IMAGE_SIZE
 
 METHODS: tuple[str, ...] = ("gradcam", "eigencam")
 DEFAULT_METHOD = "gradcam"
-# The default layer is the last inspectable one whose map has at least this many pixels a side: a
-# 1x1 or 2x2 map (PlainCNN's block5 and block4) cannot say where anything is.
-MIN_CAM_SIZE = 4
+# The default layer is the last inspectable one whose map has at least this many pixels a side (a quarter
+# of the input's): coarser maps cannot say where anything is. Measured (benchmarks/results/cam_cpu.md), on a
+# test image in one quadrant of a grey canvas, InceptionNet's 4x4 inception5b puts a third of its Grad-CAM
+# mass there (chance: a quarter), its 8x8 inception4e over half; PlainCNN's block5 is 1x1.
+MIN_CAM_SIZE = 8
 
 
 def default_layer(layer_shapes: Mapping[str, Sequence[int]]) -> str:

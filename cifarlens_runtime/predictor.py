@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.cam import GradientModel
+from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, GradientModel, default_layer, eigen_cam, grad_cam
 from cifarlens_runtime.constants import (
     BACKEND_FILES,
     BACKENDS,
@@ -115,6 +115,35 @@ class Predictor:
         if self._gradients is None:
             self._gradients = GradientModel(self.artifact_dir / TORCHSCRIPT_FILE, self.layers, self.threads)
         return self._gradients
+
+    @property
+    def cam_layer(self) -> str:
+        """The layer class activation maps use by default (see `cifarlens_runtime.cam.default_layer`)."""
+        return default_layer(self.layer_shapes)
+
+    def cam(
+        self,
+        batch: np.ndarray,
+        method: str = DEFAULT_METHOD,
+        layer: str | None = None,
+        targets: Sequence[int | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Class activation maps of a (N, 3, 32, 32) batch: (probabilities (N, K), maps (N, H, W) in [0, 1] at the
+        layer's resolution, class indices (N,)). A target of None is the image's top-1 class; Eigen-CAM takes none."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        layer = layer or self.cam_layer
+        if layer not in self.layer_shapes:
+            raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        targets = list(targets) if targets is not None else [None] * len(batch)
+        if method == "gradcam":
+            logits, acts, grads, chosen = self.gradients()(batch, layer, targets)
+            return softmax(logits), np.stack([grad_cam(a, g) for a, g in zip(acts, grads, strict=True)]), chosen
+        if any(t is not None for t in targets):
+            raise ValueError("eigencam gives the same map for every class: pass no target")
+        logits, acts = self.run(batch, [LOGITS_NAME, layer])
+        return softmax(logits), np.stack([eigen_cam(a) for a in acts]), logits.argmax(axis=1)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 10)."""

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, class_index, default_layer, eigen_cam, grad_cam
+from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, class_index
 from cifarlens_runtime.constants import (
     CLASS_PARAM,
     EXPLANATIONS_ROUTE,
@@ -165,7 +165,7 @@ def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
     method = route.method.strip()
     if method not in METHODS:
         raise RequestError(400, f"unknown method '{route.method}': use one of {', '.join(METHODS)}")
-    layer = route.layer or default_layer(predictor.layer_shapes)
+    layer = route.layer or predictor.cam_layer
     if layer not in predictor.layer_shapes:
         raise RequestError(404, f"unknown layer '{layer}': {predictor.name} has {', '.join(predictor.layers)}")
     try:
@@ -199,17 +199,17 @@ def handle_batch(predictor: Predictor, requests: list[Request]) -> list[Reply]:
             jobs.append((i, route, decode_image(as_bytes(req.body)), index))
         except RequestError as exc:
             replies[i] = _error(exc.code, exc.message)
-    gradcam = [job for job in jobs if job[1].method == "gradcam" and job[1].kind == "cam"]
-    forward = [job for job in jobs if job not in gradcam]
+    cams = [job for job in jobs if job[1].kind == "cam"]
+    forward = [job for job in jobs if job[1].kind != "cam"]
     if forward:
         _answer_forward(predictor, forward, replies)
-    for layer in sorted({job[1].layer for job in gradcam}, key=predictor.layers.index):
-        _answer_gradcam(predictor, [job for job in gradcam if job[1].layer == layer], replies)
+    for key in sorted({(r.method, r.layer) for _, r, _, _ in cams}):
+        _answer_cams(predictor, [job for job in cams if (job[1].method, job[1].layer) == key], replies)
     return [r for r in replies if r is not None]
 
 
 def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
-    """Predictions, feature maps and Eigen-CAMs: one ONNX Runtime run over the batch."""
+    """Predictions and feature maps: one ONNX Runtime run over the batch."""
     layers = sorted({r.layer for _, r, _, _ in jobs if r.layer}, key=predictor.layers.index)
     try:
         outs = predictor.run(np.stack([x for _, _, x, _ in jobs]), [LOGITS_NAME, *layers])
@@ -223,19 +223,6 @@ def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None
         try:
             if route.kind == "predict":
                 body = prediction_body(predictor.name, predictor.backend, probs[row], predictor.classes)
-            elif route.kind == "cam":
-                cam = eigen_cam(acts[route.layer][row])
-                top1 = int(np.argmax(probs[row]))
-                body = cam_body(
-                    predictor.name,
-                    predictor.backend,
-                    route.method,
-                    route.layer,
-                    cam,
-                    top1,
-                    probs[row],
-                    predictor.classes,
-                )
             else:
                 act = acts[route.layer][row]
                 body = feature_body(predictor.name, predictor.backend, route.layer, act, probs[row], predictor.classes)
@@ -244,29 +231,25 @@ def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None
             replies[i] = _error(500, f"cannot encode the answer: {exc}")
 
 
-def _answer_gradcam(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
-    """Grad-CAMs of one layer: one forward and backward pass of the TorchScript model over the batch."""
-    layer = jobs[0][1].layer
+def _answer_cams(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
+    """Class activation maps of one method and layer: one pass over the batch (forward and backward for Grad-CAM,
+    which runs the TorchScript copy; Eigen-CAM runs ONNX Runtime)."""
+    method, layer = jobs[0][1].method, jobs[0][1].layer
+    backend = "torchscript" if method == "gradcam" else predictor.backend
     try:
-        model = predictor.gradients()
-    except (ImportError, FileNotFoundError, RuntimeError) as exc:
+        probs, cams, chosen = predictor.cam(np.stack([x for _, _, x, _ in jobs]), method, layer, [t for *_, t in jobs])
+    except (ImportError, FileNotFoundError) as exc:
         for i, _, _, _ in jobs:
-            replies[i] = _error(
-                501, f"Grad-CAM is not available for {predictor.name} here ({exc}); use method eigencam"
-            )
+            replies[i] = _error(501, f"{method} is not available for {predictor.name} here ({exc}); use eigencam")
         return
-    try:
-        logits, acts, grads, chosen = model(np.stack([x for _, _, x, _ in jobs]), layer, [t for *_, t in jobs])
     except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
         for i, _, _, _ in jobs:
             replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
         return
-    probs = softmax(logits)
-    for row, (i, route, _, _) in enumerate(jobs):
+    for row, (i, _, _, _) in enumerate(jobs):
         try:
-            cam = grad_cam(acts[row], grads[row])
             body = cam_body(
-                predictor.name, "torchscript", route.method, layer, cam, int(chosen[row]), probs[row], predictor.classes
+                predictor.name, backend, method, layer, cams[row], int(chosen[row]), probs[row], predictor.classes
             )
             replies[i] = Reply(200, encode(body))
         except ValueError as exc:

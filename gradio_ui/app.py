@@ -431,7 +431,7 @@ def api_functions(backend: Backend) -> dict[str, Any]:
         image: FileData, model: str, layer: str = "", class_name: str = "", method: str = DEFAULT_METHOD
     ) -> dict[str, Any]:
         """A class activation map in [0, 1] (layer resolution and 32x32): by default Grad-CAM of the top-1 class
-        at the net's last layer of at least 4x4; `class_name` a class name or index, `method` gradcam or eigencam."""
+        at the net's last layer of at least 8x8; `class_name` a class name or index, `method` gradcam or eigencam."""
         return _call(backend.cam, model, _read(image), layer=layer or None, target=class_name or None, method=method)
 
     return {"predict": predict, "feature_maps": feature_maps, "cam": cam}

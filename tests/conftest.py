@@ -30,6 +30,13 @@ TEST_PARITY_IMAGES = 64
 SEED = 0
 # Reuse archives built elsewhere (e.g. by an outer test session) instead of exporting again.
 MODEL_STORE_ENV = "CIFARLENS_TEST_MODEL_STORE"
+# The shipped checkpoints: tests whose claim is about what users get use these, not fresh nets.
+WEIGHTS_DIR = REPO_ROOT / "weights"
+
+
+def committed_models() -> list[str]:
+    """The nets with a committed weights/<model>/best.pt, sorted by name."""
+    return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/best.pt"))
 
 
 def _find_cifar10() -> Path | None:
@@ -96,6 +103,19 @@ def serving_artifacts(
 
     out = tmp_path_factory.mktemp("artifacts")
     export_all(serving_checkpoints, out, data_dir=cifar10_dir, n_images=TEST_PARITY_IMAGES)
+    return out
+
+
+@pytest.fixture(scope="session")
+def weights_artifacts(cifar10_dir: Path | None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed weights/, exported (TorchScript, ONNX, metadata; parity checked on 64 images)."""
+    from serving.export import export_all
+
+    models = committed_models()
+    if not models:
+        pytest.skip(f"no committed checkpoints under {WEIGHTS_DIR}")
+    out = tmp_path_factory.mktemp("weights_artifacts")
+    export_all(WEIGHTS_DIR, out, models, data_dir=cifar10_dir, n_images=TEST_PARITY_IMAGES)
     return out
 
 

@@ -19,19 +19,15 @@ import pytest
 import requests
 
 from cifarlens_runtime.constants import CLASSES, METADATA_FILE
+from tests.conftest import WEIGHTS_DIR as WEIGHTS
+from tests.conftest import committed_models
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS = REPO / "weights"
 PER_CLASS = 5
 TIMEOUT = 60
 # The served accuracy may fall short of the reported one by sampling error alone: allow 3 standard
 # errors of a binomial over the images sent, and no more. A broken path (wrong normalisation, random
 # or mixed-up nets, a layout slip) lands near 10 % and fails.
 SIGMAS = 3.0
-
-
-def committed_models() -> list[str]:
-    return sorted(p.parent.name for p in WEIGHTS.glob("*/best.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +40,6 @@ def test_images(cifar10_dir: Path | None) -> list[tuple[int, bytes]]:
     out = []
     for label, name in enumerate(CLASSES):
         out += [(label, f.read_bytes()) for f in image_files(cifar10_dir / "test" / name)[:PER_CLASS]]
-    return out
-
-
-@pytest.fixture(scope="module")
-def weights_artifacts(cifar10_dir: Path | None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from serving.export import export_all
-
-    models = committed_models()
-    if not models:
-        pytest.skip(f"no committed checkpoints under {WEIGHTS}")
-    out = tmp_path_factory.mktemp("weights_artifacts")
-    export_all(WEIGHTS, out, models, data_dir=cifar10_dir, n_images=64)
     return out
 
 

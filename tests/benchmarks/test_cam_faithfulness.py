@@ -1,0 +1,60 @@
+"""The shipped nets' class activation maps are faithful: the checks of benchmarks/cam.py, on 200 real test images.
+
+Deletion: hiding the 20 % of pixels a net's default Grad-CAM ranks highest lowers the top-1 probability more than
+hiding a random 20 % of the map's cells (same blocky shapes, random places), and far more than hiding the 20 %
+it ranks lowest. Localisation: a test image pasted into one quadrant of a grey canvas draws most of the Grad-CAM
+mass for its true class into that quadrant. Both hold for every shipped net and fail for maps that say nothing
+(the last test turns the maps into noise and watches both checks fail).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.cam import deletion, localisation, load_test_images
+from cifarlens_runtime.predictor import Predictor
+from cifarlens_runtime.preprocess import to_array
+from tests.conftest import committed_models
+
+PER_CLASS = 20  # 200 images per net (the issue asks for at least 100)
+
+
+@pytest.fixture(scope="module")
+def images(cifar10_dir: Path | None):
+    if cifar10_dir is None:
+        pytest.skip("CIFAR-10 test images not found: set DATA_DIR or provide ../shared/data/cifar10")
+    pictures, labels, _ = load_test_images(cifar10_dir, PER_CLASS)
+    return pictures, labels
+
+
+@pytest.mark.parametrize("model", committed_models())
+def test_shipped_grad_cam_is_faithful(weights_artifacts: Path, images, model: str) -> None:
+    pictures, labels = images
+    predictor = Predictor(weights_artifacts / model)
+    d = deletion(predictor, np.stack([to_array(p) for p in pictures]), "gradcam")
+    assert d["images"] >= 100
+    assert d["drop_cam"] > d["drop_random_cells"] > d["drop_least_cam"], d
+    assert d["cam_hurts_more_than_random_cells"] > 0.5, d
+    loc = localisation(predictor, pictures, labels, "gradcam")
+    assert loc["mass_in_quadrant"] > 0.5 and loc["majority_in_quadrant"] > 0.5, loc
+
+
+def test_checks_fail_for_maps_that_say_nothing(weights_artifacts: Path, images, monkeypatch) -> None:
+    """The same checks on random maps: deletion no better than random cells, localisation near chance."""
+    pictures, labels = images
+    predictor = Predictor(weights_artifacts / "se_net")
+    real_cam = predictor.cam
+    rng = np.random.default_rng(0)
+
+    def noise(*args, **kwargs):
+        probs, cams, chosen = real_cam(*args, **kwargs)
+        return probs, rng.random(cams.shape).astype(np.float32), chosen
+
+    monkeypatch.setattr(predictor, "cam", noise)
+    d = deletion(predictor, np.stack([to_array(p) for p in pictures]), "gradcam")
+    loc = localisation(predictor, pictures, labels, "gradcam")
+    assert not d["drop_cam"] > 1.2 * d["drop_random_cells"], d
+    assert loc["mass_in_quadrant"] < 0.35, loc
