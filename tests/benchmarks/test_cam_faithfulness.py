@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.cam import deletion, localisation, load_test_images
+from benchmarks.cam import deletion, load_test_images, localisation
 from cifarlens_runtime.predictor import Predictor
 from cifarlens_runtime.preprocess import to_array
 from tests.conftest import committed_models

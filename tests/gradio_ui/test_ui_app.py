@@ -147,8 +147,54 @@ def test_examples_from_torchvision_batch(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(found) == 20 and {ex.label for ex in found} == set(CLASSES)
 
 
-def test_no_data_means_no_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_backend) -> None:
+def test_without_data_the_shipped_gallery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_backend) -> None:
+    """A fresh clone without CIFAR-10: 5 real test images of every class, interleaved, from gradio_ui/gallery/."""
     monkeypatch.delenv("DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert find_cifar10(tmp_path / "nowhere") is None and examples.load_examples(tmp_path / "nowhere") == []
-    app.build_app(local_backend, [], data_note="Set DATA_DIR.")  # the page builds without a gallery
+    assert find_cifar10(tmp_path / "nowhere") is None
+    for found in (examples.load_examples(), examples.load_examples(tmp_path / "nowhere")):
+        assert len(found) == 50 and [ex.label for ex in found[:10]] == list(CLASSES)
+        assert all(sum(ex.label == c for ex in found) == 5 for c in CLASSES)
+        assert all(ex.image.size == (32, 32) and ex.image.mode == "RGB" for ex in found)
+    app.build_app(local_backend, [], data_note="Set DATA_DIR.")  # and the page still builds without any gallery
+
+
+def test_shipped_gallery_is_real_test_images_with_true_labels(cifar10_dir: Path | None) -> None:
+    """Each shipped file is byte for byte the test image of that class and number in the CIFAR-10 copy."""
+    if cifar10_dir is None:
+        pytest.skip("CIFAR-10 test images not found: set DATA_DIR or provide ../shared/data/cifar10")
+    files = sorted(examples.GALLERY_DIR.glob("*.jpg"))
+    assert len(files) == 50 and sum(f.stat().st_size for f in files) < 100_000
+    for f in files:
+        label, number = f.stem.rsplit("_", 1)
+        assert f.read_bytes() == (cifar10_dir / "test" / label / f"{number}.jpg").read_bytes(), f.name
+
+
+# --- class activation maps ---
+
+
+def test_explain_all_and_render(local_backend: LocalBackend, example_image) -> None:
+    image, _ = example_image
+    status, bodies, panels = app.explain_all(local_backend, image, app.TOP1_CHOICE, "gradcam")
+    assert status.startswith("✓ 3 of 3")
+    for body, panel, name in zip(bodies, panels, SERVED, strict=True):
+        assert body["model"] == name and body["method"] == "gradcam"
+        assert body["class"] == body["predictions"][0]["class"]  # the net's own top-1
+        assert name in panel and f"Grad-CAM for **{body['class']}**" in panel and body["layer"] in panel
+    faint, strong = app.render_cams(bodies, image, 0.1), app.render_cams(bodies, image, 0.9)
+    base = np.asarray(app.render_cams(bodies, image, 0.0)[0], dtype=float)
+    for a, b in zip(faint, strong, strict=True):
+        assert a.size == b.size == (app.OVERLAY_SIZE, app.OVERLAY_SIZE)
+    assert np.abs(np.asarray(faint[0], float) - base).mean() < np.abs(np.asarray(strong[0], float) - base).mean()
+
+    _, cat_bodies, cat_panels = app.explain_all(local_backend, image, "cat", "gradcam")
+    assert all(b["class"] == "cat" for b in cat_bodies) and all("for **cat**" in p for p in cat_panels)
+    text, eigen, _ = app.explain_all(local_backend, image, "cat", "eigencam")  # no class: said, not an error
+    assert "Eigen-CAM has no class" in text and all(b["method"] == "eigencam" for b in eigen)
+
+
+def test_explain_errors_stay_on_page(example_image) -> None:
+    status, bodies, _ = app.explain_all(_dead_backend(), example_image[0], None, "gradcam")
+    assert "unreachable" in status and bodies == [None] * app.NUM_SLOTS
+    assert app.render_cams(bodies, example_image[0]) == [None] * app.NUM_SLOTS
+    assert "Pick an example" in app.explain_all(_dead_backend(), None, None, None)[0]

@@ -1,5 +1,7 @@
 """End to end: Debian's headless Chromium, driven by Playwright, uses the launched page like a person would.
 
+Twice: over the in-process backend, and in front of the session's real TorchServe (so the class activation
+maps come through TorchServe's explanations API). The gallery is the shipped one: no data needed.
 Nothing downloads a browser: Playwright drives the system binary (`.ci/install-browser.sh` installs it).
 """
 
@@ -33,19 +35,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def page_url(local_backend) -> Iterator[str]:
-    """The page, launched in this process on a free port over the in-process backend."""
+@pytest.fixture(scope="module", params=["local", "torchserve"])
+def page_url(request: pytest.FixtureRequest, local_backend, monkeypatch_module) -> Iterator[str]:
+    """The page, launched in this process on a free port, over the in-process backend or a real TorchServe."""
+    from gradio_ui.client import TorchServeBackend
+
+    monkeypatch_module.delenv("DATA_DIR", raising=False)
+    backend = local_backend
+    if request.param == "torchserve":
+        ts = request.getfixturevalue("torchserve")
+        backend = TorchServeBackend(
+            ts.inference_url, management_url=ts.management_url, key_file=ts.key_file, timeout=60
+        )
     found = examples.load_examples()
-    if not found:
-        pytest.skip("no CIFAR-10 test images reachable for the gallery (set DATA_DIR)")
-    demo = app.build_app(local_backend, found)
+    assert len(found) == 50, "the shipped gallery is missing"
+    demo = app.build_app(backend, found)
     port = _free_port()
     app.launch(demo, port=port, block=False)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +109,27 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         assert name in page.inner_text(f"#pred-{i}")
         assert page.locator(f"#pred-{i}").inner_text().count("%") >= 5  # five probability bars
     assert "barely trained" in page.inner_text("#training-banner")
+
+    # The class activation maps follow the predictions: one overlay per net, Grad-CAM of its own top-1.
+    for i in range(app.NUM_SLOTS):
+        page.wait_for_selector(f"#cam-info-{i}:has-text('Grad-CAM for')")
+    _wait_idle(page)
+    first = [page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(app.NUM_SLOTS)]
+    assert all(first)
+    assert "3 of 3 nets explained" in page.inner_text("#cam-status")
+    # "Why ship?": every net's map is redrawn for that class.
+    page.locator("#cam-class input").click()
+    page.get_by_role("option", name="ship", exact=True).click()
+    for i in range(app.NUM_SLOTS):
+        page.wait_for_selector(f"#cam-info-{i}:has-text('Grad-CAM for ship')")
+    _wait_idle(page)
+    # The opacity slider redraws the overlays without asking the server.
+    before = page.locator("#cam-0 img").first.get_attribute("src")
+    page.locator("#cam-opacity input[type=range]").fill("0.95")
+    page.locator("#cam-opacity input[type=range]").dispatch_event("pointerup")
+    page.wait_for_function(
+        "src => document.querySelector('#cam-0 img')?.getAttribute('src') !== src", arg=before, timeout=TIMEOUT_MS
+    )
 
     # Choose a net, then its second layer from the list the server gave.
     page.locator("#fm-net input").click()

@@ -43,6 +43,24 @@ def test_rest_answers_equal_local_ones(rest: TorchServeBackend, local_backend: L
     assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
 
 
+def test_rest_maps_equal_local_ones(rest: TorchServeBackend, local_backend: LocalBackend, example_image) -> None:
+    """The explanations API through TorchServe gives the in-process maps, with every choice passed on."""
+    body = app.image_bytes(example_image[0])
+    for model in list_models():
+        for kwargs in ({}, {"target": "ship"}, {"method": "eigencam"}):
+            remote, local = rest.cam(model, body, **kwargs), local_backend.cam(model, body, **kwargs)
+            assert remote.keys() == local.keys() and remote["layer"] == local["layer"]
+            assert (remote["class"], remote["method"]) == (local["class"], local["method"])
+            assert max(abs(a - b) for r, q in zip(remote["cam"], local["cam"]) for a, b in zip(r, q)) < 2e-4
+    layer = rest.listing("inception_net")["layers"][3]["name"]
+    assert rest.cam("inception_net", body, layer=layer, target="3")["layer"] == layer
+    with pytest.raises(BackendError, match="400.*unknown class"):
+        rest.cam("se_net", body, target="kat")
+    status, bodies, panels = app.explain_all(rest, example_image[0], "dog", "gradcam")
+    assert status.startswith("✓ 3 of 3") and all(b["class"] == "dog" for b in bodies)
+    assert all("via torchscript" in p for p in panels)
+
+
 def test_callbacks_over_rest(rest: TorchServeBackend, example_image) -> None:
     image, label = example_image
     status, names, labels, panels = app.predict_all(rest, image, label)
