@@ -135,11 +135,11 @@ def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None
         return exc.code, exc.read()
 
 
-def _expected(artifacts: Path, model: str, image: bytes) -> dict[str, Any]:
+def _expected(artifacts: Path, model: str, image: bytes, explain: bool = False) -> dict[str, Any]:
     from cifarlens_runtime.predictor import Predictor
     from cifarlens_runtime.service import Request, handle_batch
 
-    [reply] = handle_batch(Predictor(artifacts / model), [Request(body=image)])
+    [reply] = handle_batch(Predictor(artifacts / model), [Request(body=image, explain=explain)])
     return json.loads(reply.body)
 
 
@@ -196,6 +196,12 @@ def test_rest_prediction_with_token(stack: Stack, cifar10_test_jpegs) -> None:
             [p["probability"] for p in got["predictions"]], [p["probability"] for p in want["predictions"]], atol=1e-6
         )
         print(f"REST {model}: true {true_class}, top-1 {got['predictions'][0]['class']}")
+        # Grad-CAM through the explanations API: autograd in the container's torch, the map computed on the host.
+        status, body = _request(f"{stack.url('inference')}/explanations/{model}", jpeg, inference)
+        assert status == 200, body
+        got, want = json.loads(body), _expected(stack.artifacts, model, jpeg, explain=True)
+        assert (got["layer"], got["class"], got["method"]) == (want["layer"], want["class"], "gradcam")
+        np.testing.assert_allclose(np.asarray(got["cam"]), np.asarray(want["cam"]), atol=2e-4)
 
 
 def test_page_in_chromium(stack: Stack) -> None:
@@ -236,5 +242,9 @@ def test_page_in_chromium(stack: Stack) -> None:
                 else:
                     assert "not in the top" in text, text
                 print(f"page {model}: true {example.label}, expected top-1 {ranked[0]}: shown")
+            for i in range(len(list_models())):  # the class activation maps come through the explanations API
+                page.wait_for_selector(f"#cam-info-{i}:has-text('Grad-CAM for')")
+                assert "via torchscript" in page.inner_text(f"#cam-info-{i}")
+                assert page.locator(f"#cam-{i} img").first.get_attribute("src")
         finally:
             browser.close()
