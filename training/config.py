@@ -84,6 +84,7 @@ _FAST = dict(
     schedule="onecycle", label_smoothing=0.2, flip="alternate", norm_bias_lr_scale=8.0, ema_decay=0.0, dirac_init=False
 )
 _GPU = dict(_FAST, batch_size=512, lr=0.4, norm_bias_lr_scale=4.0, translate=4)
+_CPU = dict(_FAST, batch_size=128, lr=0.1, translate=2, threads=2)
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     # A GPU: batch 512 (lr scaled linearly from 0.1 at 128), a 4 px shift for the longer runs, the nets as
     # designed (DropBlock, dropout, InceptionNet's stem at /2); 50 + 100 + 110 s, under 5 GPU-minutes in all.
@@ -96,34 +97,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     # A 2-core CPU in under an hour for the three: batch 128, a 2 px shift, light regularisation, and
     # InceptionNet's stem at /4 (a quarter of the FLOPs of /2).
     "cpu": {
-        "plain_cnn": dict(
-            _FAST,
-            batch_size=128,
-            lr=0.1,
-            translate=2,
-            threads=2,
-            time_budget=600.0,
-            model_kwargs={"drop_block": 0.0, "dropout": 0.2},
-        ),
+        "plain_cnn": dict(_CPU, time_budget=600.0, model_kwargs={"drop_block": 0.0, "dropout": 0.2}),
         "inception_net": dict(
-            _FAST,
-            batch_size=128,
-            lr=0.1,
-            translate=2,
-            threads=2,
-            time_budget=1200.0,
-            model_kwargs={"stem_downsample": 4, "dropout": 0.2, "aux_dropout": 0.3},
+            _CPU, time_budget=1200.0, model_kwargs={"stem_downsample": 4, "dropout": 0.2, "aux_dropout": 0.3}
         ),
-        "se_net": dict(
-            _FAST,
-            batch_size=128,
-            lr=0.1,
-            translate=2,
-            threads=2,
-            time_budget=1380.0,
-            model_kwargs={"drop_block": 0.0, "dropout": 0.2},
-        ),
-    },  # fmt: skip
+        "se_net": dict(_CPU, time_budget=1380.0, model_kwargs={"drop_block": 0.0, "dropout": 0.2}),
+    },
     "smoke": {
         name: dict(epochs=1, per_class=40, test_per_class=20, batch_size=50, eval_batch_size=200, tta=False)
         for name in ("plain_cnn", "inception_net", "se_net")
