@@ -131,12 +131,16 @@ demo: install
 #   record the CPU, its instruction sets, the load and the busiest processes; the serving script interleaves what
 #   it compares in rounds and refuses to overwrite committed results at a load average over 0.5 (--force, --out DIR).
 # make bench-train / make bench-serve: one of the two; BENCH_SERVE_ARGS=--quick validates the serving script.
+# make bench-cam [WEIGHTS_DIR=weights]: class activation maps, latency (in process, Captum, REST through TorchServe)
+#   and faithfulness (deletion, localisation) of the shipped nets -> benchmarks/results/cam_cpu.{json,md}.
 BENCH_SERVE_ARGS ?=
+BENCH_CAM_ARGS ?=
+WEIGHTS_DIR ?= weights
 BENCH_TRAIN = $(PY) -m benchmarks.train_cpu $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 BENCH_SERVE = $(PY) -m benchmarks.serve --runs $(RUNS_DIR) --artifacts $(ARTIFACTS_DIR) --model-store $(MODEL_STORE) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_SERVE_ARGS)
 
-.PHONY: bench bench-train bench-serve
+.PHONY: bench bench-train bench-serve bench-cam
 
 bench: install
 	$(BENCH_TRAIN)
@@ -147,6 +151,9 @@ bench-train: install
 
 bench-serve: install
 	$(BENCH_SERVE)
+
+bench-cam: install
+	$(PY) -m benchmarks.cam --weights $(WEIGHTS_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_CAM_ARGS)
 
 
 # --- deploy: docker compose and KServe (issue 12) ---
