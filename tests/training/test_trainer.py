@@ -14,10 +14,9 @@ from training.trainer import fit
 
 def tiny_config(data_dir: Path, out_dir: Path, **kw) -> TrainConfig:
     base = recipe("plain_cnn", "smoke")
-    return replace(
-        base, data_dir=str(data_dir), out_dir=str(out_dir), epochs=2, batch_size=16, per_class=0, test_per_class=0,
-        augment="seed", ema_decay=0.9, progress=False, threads=1, **kw,
-    )  # fmt: skip
+    defaults = dict(epochs=2, batch_size=16, per_class=0, test_per_class=0, augment="seed", ema_decay=0.9,
+                    progress=False, threads=1)  # fmt: skip
+    return replace(base, data_dir=str(data_dir), out_dir=str(out_dir), **{**defaults, **kw})
 
 
 def test_resume_ends_with_the_same_weights(tiny_image_folder: Path, tmp_path: Path) -> None:
@@ -138,3 +137,38 @@ def test_shipped_inception_checkpoint_has_no_auxiliary_heads(tmp_path: Path) -> 
     restored, _ = model_from_checkpoint(save_checkpoint(shipped, tmp_path / "i.pt"))
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(restored(x), model(x), rtol=1e-2, atol=1e-2)
+
+
+def test_warm_start_loads_a_shipped_checkpoint_and_refuses_another_net(tmp_path: Path) -> None:
+    """`--init-from`: the weights of a (half-precision, aux-less) shipped checkpoint start a training net; the
+    auxiliary heads keep their fresh initialisation; a checkpoint of another net is refused, in words."""
+    from training.checkpoint import publishable
+    from training.trainer import warm_start
+
+    torch.manual_seed(0)
+    source = create_model("inception_net", stem_downsample=4)
+    path = save_checkpoint(publishable(checkpoint_dict(source, "inception_net")), tmp_path / "i.pt")
+    torch.manual_seed(1)
+    target = create_model("inception_net", stem_downsample=4)
+    fresh_aux = target.aux1.fc2.weight.detach().clone()
+    warm_start(target, str(path), log=lambda _: None)
+    for key, value in source.state_dict().items():
+        if not key.startswith("aux"):
+            torch.testing.assert_close(target.state_dict()[key], value.half().to(value.dtype), msg=key)
+    torch.testing.assert_close(target.aux1.fc2.weight, fresh_aux)
+    with pytest.raises(ValueError, match="does not match this net"):
+        warm_start(create_model("se_net"), str(path), log=lambda _: None)
+
+
+def test_fit_with_init_from_starts_where_the_checkpoint_ends(tiny_image_folder: Path, tmp_path: Path) -> None:
+    """A warm-started run begins at the source's validation accuracy, not at chance."""
+    fit(tiny_config(tiny_image_folder, tmp_path / "a", ema_decay=0.0))
+    source = tmp_path / "a" / "plain_cnn" / "best.pt"
+    cfg = tiny_config(tiny_image_folder, tmp_path / "b", ema_decay=0.0, init_from=str(source), epochs=1, lr=0.0)
+    fit(cfg)
+    cold = fit(replace(cfg, init_from=None, out_dir=str(tmp_path / "c")))
+    history = json.loads((tmp_path / "b" / "plain_cnn" / "history.json").read_text())
+    source_val = load_checkpoint(source)["metrics"]["val_acc"]
+    assert history[0]["val_acc"] == pytest.approx(source_val, abs=0.05)  # measured: 0.6 and 0.6
+    assert cold["val_acc"] < source_val - 0.2  # the same run without the warm start (measured: 0.1)
+    assert json.loads((tmp_path / "b" / "plain_cnn" / "config.json").read_text())["init_from"] == str(source)
