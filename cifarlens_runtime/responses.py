@@ -57,6 +57,11 @@ def feature_body(
     }
 
 
+def _rounded(values: np.ndarray, decimals: int = 4) -> list:
+    """Nested lists of floats with `decimals` decimals (rounded in float64, so 0.4652 is not 0.4652000069...)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+
+
 def cam_body(
     model: str,
     backend: str,
@@ -81,9 +86,9 @@ def cam_body(
         "index": int(index),
         "probability": float(np.asarray(probs)[index]),
         "shape": [int(s) for s in cam.shape],
-        "cam": np.round(cam, 4).tolist(),
+        "cam": _rounded(cam),
         "upsampled_shape": [IMAGE_SIZE, IMAGE_SIZE],
-        "cam_upsampled": np.round(upsample(cam, IMAGE_SIZE), 4).tolist(),
+        "cam_upsampled": _rounded(upsample(cam, IMAGE_SIZE)),
         "predictions": top_k(probs, classes),
     }
 
