@@ -56,20 +56,8 @@ def run_table(models: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def trained_on(name: str, m: dict[str, Any], gpu: dict[str, Any] | None) -> str:
-    """Where a shipped net was trained; a warm-started one (`finetune`) names both stages and their times."""
-    if (m.get("profile_config") or {}).get("init_from") and gpu and name in gpu["models"]:
-        g = gpu["models"][name]
-        return (
-            f"{gpu['device']} ({g['train_seconds']:.0f} s, `full`), then {m['device']} "
-            f"({m['train_seconds'] / 60:.0f} min, `finetune`)"
-        )
-    return m["device"]
-
-
 def render() -> str:
     out: list[str] = [BEGIN, ""]
-    gpu = _load(RESULTS / "train_gpu.json")
     shipped = {n: _load(ROOT / "weights" / n / "metrics.json") for n in ORDER}
     if all(shipped.values()):
         out += [
@@ -84,10 +72,10 @@ def render() -> str:
             m = shipped[n]
             assert m is not None
             out.append(
-                f"| {n} | **{pct(m['test_acc'])}** | {pct(ORIGINAL[n])} | {trained_on(n, m, gpu)} | "
-                f"{m.get('precision', 'fp32')} |"
+                f"| {n} | **{pct(m['test_acc'])}** | {pct(ORIGINAL[n])} | {m['device']} | {m.get('precision', 'fp32')} |"
             )
         out.append("")
+    gpu = _load(RESULTS / "train_gpu.json")
     if gpu:
         out += [
             f"**GPU recipe** (`PROFILE=full`, `make train-gpu` on a lent {gpu['device']}; "
