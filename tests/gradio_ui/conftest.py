@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +38,24 @@ def example_image():
     if examples:
         return examples[3].image, examples[3].label
     return Image.new("RGB", (32, 32), (200, 30, 30)), None
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1 (the one helper serving.server uses for its test servers)."""
+    from serving.server import free_ports
+
+    return free_ports(1)[0]
+
+
+@contextmanager
+def launched(backend: Any, gallery: list | None = None) -> Iterator[str]:
+    """The page over `backend`, launched in this process on a free port; yields its URL, closes it after."""
+    from gradio_ui import app, examples
+
+    demo = app.build_app(backend, examples.load_examples() if gallery is None else gallery)
+    port = free_port()
+    app.launch(demo, port=port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

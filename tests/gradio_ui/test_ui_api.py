@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gradio_ui import app, examples
+from gradio_ui import examples
+from tests.gradio_ui.conftest import launched
 
 REPO = Path(__file__).resolve().parents[2]
 README_MARK = "<!-- gradio_client example: tests/gradio_ui/test_ui_api.py runs it -->"
@@ -24,21 +24,10 @@ ENDPOINTS = {"/predict": ["image", "model"], "/feature_maps": ["image", "model",
              "/cam": ["image", "model", "layer", "class_name", "method"]}  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page(local_backend) -> Iterator[str]:
-    demo = app.build_app(local_backend, examples.load_examples())
-    port = _free_port()
-    app.launch(demo, port=port, block=False)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with launched(local_backend) as url:
+        yield url
 
 
 def test_named_endpoints_only(page: str) -> None:

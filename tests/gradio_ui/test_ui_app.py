@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from cifarlens_runtime.constants import CLASSES
 from cifarlens_runtime.files import find_cifar10
 from gradio_ui import app, examples
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
+from tests.gradio_ui.conftest import free_port
 from training.models import list_models
 
 # The page lists the nets the backend serves, sorted by name.
@@ -72,9 +72,7 @@ def test_feature_map_errors_stay_on_page(local_backend: LocalBackend, example_im
 
 
 def _dead_backend() -> TorchServeBackend:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # free, so nothing answers there
     return TorchServeBackend(f"http://127.0.0.1:{port}", management_url=f"http://127.0.0.1:{port}", timeout=2)
 
 

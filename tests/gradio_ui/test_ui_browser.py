@@ -8,13 +8,13 @@ Nothing downloads a browser: Playwright drives the system binary (`.ci/install-b
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gradio_ui import app, examples
+from tests.gradio_ui.conftest import launched
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,12 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module", params=["local", "torchserve"])
@@ -49,13 +43,8 @@ def page_url(request: pytest.FixtureRequest, local_backend, monkeypatch_module) 
         )
     found = examples.load_examples()
     assert len(found) == 50, "the shipped gallery is missing"
-    demo = app.build_app(backend, found)
-    port = _free_port()
-    app.launch(demo, port=port, block=False)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with launched(backend, found) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
