@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,18 +139,25 @@ def serving_model_store(request: pytest.FixtureRequest, tmp_path_factory: pytest
     return store
 
 
-@pytest.fixture(scope="session")
-def torchserve(serving_model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real TorchServe on all archives (foreground, free ports, own TEMP, token auth on), stopped at the end."""
+@contextmanager
+def running_torchserve(model_store: Path, workdir: Path) -> Iterator[object]:
+    """A real TorchServe on the archives of `model_store` (foreground, free ports, its own working directory,
+    token auth on), stopped on the way out even when the test fails; skips where Java is missing."""
     import shutil
 
     from serving.server import Ports, free_ports, start_server, stop
 
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("TorchServe needs Java (java on PATH or JAVA_HOME)")
-    workdir = tmp_path_factory.mktemp("torchserve")
-    server = start_server(serving_model_store, Ports(*free_ports()), workdir, foreground=True, token_auth=True)
+    server = start_server(model_store, Ports(*free_ports()), workdir, foreground=True, token_auth=True)
     try:
         yield server
     finally:
         stop(server)
+
+
+@pytest.fixture(scope="session")
+def torchserve(serving_model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real TorchServe on all archives of fresh nets, started once per session."""
+    with running_torchserve(serving_model_store, tmp_path_factory.mktemp("torchserve")) as server:
+        yield server

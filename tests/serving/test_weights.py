@@ -9,7 +9,6 @@ do not change between sequential and concurrent (batched) requests.
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ import requests
 
 from cifarlens_runtime.constants import CLASSES, METADATA_FILE
 from tests.conftest import WEIGHTS_DIR as WEIGHTS
-from tests.conftest import committed_models
+from tests.conftest import committed_models, running_torchserve
 
 PER_CLASS = 5
 TIMEOUT = 60
@@ -46,21 +45,13 @@ def test_images(cifar10_dir: Path | None) -> list[tuple[int, bytes]]:
 @pytest.fixture(scope="module")
 def weights_server(weights_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real TorchServe (token auth on, free ports) on archives of the committed weights."""
-    import os
-
     from serving.archive import build_archive
-    from serving.server import Ports, free_ports, start_server, stop
 
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("TorchServe needs Java (java on PATH or JAVA_HOME)")
     store = tmp_path_factory.mktemp("weights_store")
     for name in committed_models():
         build_archive(name, weights_artifacts, store)
-    server = start_server(store, Ports(*free_ports()), tmp_path_factory.mktemp("weights_ts"), foreground=True)
-    try:
+    with running_torchserve(store, tmp_path_factory.mktemp("weights_ts")) as server:
         yield server
-    finally:
-        stop(server)
 
 
 def eager_probabilities(model: str, images: list[tuple[int, bytes]]) -> np.ndarray:
