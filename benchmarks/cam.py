@@ -168,20 +168,25 @@ def faithfulness(predictor: Predictor, images: Sequence[Image.Image], labels: np
     }
 
 
-def captum_difference(predictor: Predictor, checkpoint: Path, x: np.ndarray) -> float:
-    """Largest difference between this project's Grad-CAM and Captum's LayerGradCam (rectified, scaled to its max)
-    on the eager net rebuilt from `checkpoint`, same images, layer and (top-1) classes."""
-    import torch
+def eager_captum(predictor: Predictor, checkpoint: Path) -> tuple[Any, Any]:
+    """The eager net rebuilt from `checkpoint` and Captum's LayerGradCam at the predictor's default CAM layer."""
     from captum.attr import LayerGradCam
 
-    from cifarlens_runtime.cam import normalize
     from training.checkpoint import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint)
+    return model, LayerGradCam(model, model.get_submodule(predictor.cam_layer))
+
+
+def captum_difference(predictor: Predictor, captum: Any, x: np.ndarray) -> float:
+    """Largest difference between this project's Grad-CAM and Captum's LayerGradCam (rectified, scaled to its max)
+    on the eager net, same images, layer and (top-1) classes."""
+    import torch
+
+    from cifarlens_runtime.cam import normalize
+
     _, ours, chosen = predictor.cam(x, "gradcam")
-    attr = LayerGradCam(model, model.get_submodule(predictor.cam_layer)).attribute(
-        torch.from_numpy(x), target=torch.from_numpy(chosen)
-    )
+    attr = captum.attribute(torch.from_numpy(x), target=torch.from_numpy(chosen))
     theirs = np.stack([normalize(a[0]) for a in attr.detach().numpy()])
     return float(np.abs(ours - theirs).max())
 
@@ -198,17 +203,11 @@ def _timed(fn: Callable[[int], Any], n: int, offset: int) -> list[float]:
     return out
 
 
-def in_process(predictor: Predictor, checkpoint: Path, x: np.ndarray) -> dict[str, Callable[[int], Any]]:
+def in_process(predictor: Predictor, model: Any, captum: Any, x: np.ndarray) -> dict[str, Callable[[int], Any]]:
     """Batch-1 calls to time: prediction, Grad-CAM (TorchScript autograd), Captum on the eager net, Eigen-CAM."""
     import torch
-    from captum.attr import LayerGradCam
 
-    from training.checkpoint import model_from_checkpoint
-
-    model, _ = model_from_checkpoint(checkpoint)
-    captum = LayerGradCam(model, model.get_submodule(predictor.cam_layer))
-
-    def eager_captum(i: int) -> None:
+    def captum_call(i: int) -> None:
         xi = torch.from_numpy(x[i % len(x)][None])
         with torch.no_grad():
             target = int(model(xi).argmax())
@@ -217,7 +216,7 @@ def in_process(predictor: Predictor, checkpoint: Path, x: np.ndarray) -> dict[st
     return {
         "predict (onnxruntime)": lambda i: predictor.predict(x[i % len(x)][None]),
         "gradcam (torchscript autograd)": lambda i: predictor.cam(x[i % len(x)][None], "gradcam"),
-        "gradcam (captum, eager net)": eager_captum,
+        "gradcam (captum, eager net)": captum_call,
         "eigencam (onnxruntime)": lambda i: predictor.cam(x[i % len(x)][None], "eigencam"),
     }
 
@@ -366,9 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: faithfulness on {len(images)} images ...", flush=True)
             faith = faithfulness(predictor, images, labels)
             by_layer = localisation_by_layer(predictor, images, labels)
-            diff = captum_difference(predictor, ckpt, x[:16])
+            model, captum = eager_captum(predictor, ckpt)
+            diff = captum_difference(predictor, captum, x[:16])
             print(f"{name}: latency ...", flush=True)
-            calls = {**in_process(predictor, ckpt, x), **rest(server, name, jpegs[:64])}
+            calls = {**in_process(predictor, model, captum, x), **rest(server, name, jpegs[:64])}
             latency = run_rounds(calls, args.rounds, args.calls, warmup=5)
             ratio = round(latency["REST gradcam"] / latency["REST predict"], 2)
             nets[name] = {"layer": predictor.cam_layer, "latency_ms": latency, "rest_ratio": ratio,
