@@ -78,12 +78,17 @@ class Route:
     method: str = DEFAULT_METHOD
 
 
+def split_route(route: str | None) -> tuple[str, list[str], str]:
+    """A URL suffix as (path, its unquoted segments, query string)."""
+    path, _, query = (route or "").partition("?")
+    return path, [unquote(p) for p in path.strip("/").split("/") if p], query
+
+
 def parse_explain_route(
     route: str | None, layer: str | None = None, target: str | None = None, method: str | None = None
 ) -> Route:
     """The layer, class and method of an explanations request, from its URL suffix, query or form fields."""
-    path, _, query = (route or "").partition("?")
-    parts = [unquote(p) for p in path.strip("/").split("/") if p]
+    path, parts, query = split_route(route)
     if len(parts) > 2:
         raise RequestError(
             404,
@@ -106,8 +111,7 @@ def parse_explain_route(
 
 def parse_route(route: str | None, layer: str | None = None) -> Route:
     """What a request asks for, from its URL suffix and layer parameter; unknown routes are 404."""
-    path, _, query = (route or "").partition("?")
-    parts = [unquote(p) for p in path.strip("/").split("/") if p]
+    path, parts, query = split_route(route)
     query_layer = parse_qs(query).get(LAYER_PARAM, [None])[0]
     if not parts:
         if layer or query_layer:
