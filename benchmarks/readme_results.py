@@ -77,10 +77,16 @@ def render() -> str:
         out.append("")
     gpu = _load(RESULTS / "train_gpu.json")
     if gpu:
+        host = gpu.get("machine") or {}
+        unrecorded = (
+            "the host's CPU and load were not recorded for this run, so its timings compare with no other run; "
+            if host.get("recorded") is False
+            else ""
+        )
         out += [
             f"**GPU recipe** (`PROFILE=full`, `make train-gpu` on a lent {gpu['device']}; "
             f"{gpu['total_seconds']:.0f} s of GPU wall time for the three nets, data loading and testing included; "
-            "[train_gpu.md](benchmarks/results/train_gpu.md)):",
+            f"{unrecorded}[train_gpu.md](benchmarks/results/train_gpu.md)):",
             "",
             *run_table(gpu["models"]),
             "",
