@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cifarlens_runtime.constants import IMAGE_SUFFIXES
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Write through a temporary file beside `path`, then rename: readers never see half a file."""
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write; on success rename it over `path`.
+
+    Readers never see half a file, and the name holds the process id, so two processes writing
+    the same file (two torchrun ranks filling one cache) never rename each other's temporary.
+    The suffix is kept, because numpy and matplotlib pick the format from it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write `data` to `path` through `replacing`."""
+    with replacing(path) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding="utf-8")
         else:
             tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -6,12 +6,12 @@ A checkpoint is a plain dict of tensors, strings and numbers (loadable with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cifarlens_runtime.files import replacing
 from training.constants import CLASSES, normalization
 from training.models import MODELS, CifarNet, create_model
 
@@ -49,12 +49,9 @@ def checkpoint_dict(
 
 def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (temp file then rename), so a crash never leaves a truncated checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    with replacing(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
 
 
 def publishable(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from cifarlens_runtime.files import replacing
 from training.constants import CLASSES, DEFAULT_SEED, IMAGE_SIZE, MEAN, STD
 
 if TYPE_CHECKING:
@@ -79,10 +80,8 @@ def _load_image_folder(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         images = list(tqdm(pool.map(_decode, (p for p, _ in files)), total=len(files), desc=f"decode {split}"))
     arrays = np.stack(images), np.asarray([label for _, label in files], dtype=np.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(cached.stem + ".tmp.npz")
-    np.savez(tmp, images=arrays[0], labels=arrays[1])
-    os.replace(tmp, cached)
+    with replacing(cached) as tmp:
+        np.savez(tmp, images=arrays[0], labels=arrays[1])
     return arrays
 
 

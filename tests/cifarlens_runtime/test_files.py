@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 from pathlib import Path
 
 import pytest
 
-from cifarlens_runtime.files import KeyFileError, atomic_write, find_cifar10, image_files, read_key_file
+from cifarlens_runtime.files import (
+    KeyFileError,
+    atomic_write,
+    find_cifar10,
+    image_files,
+    read_key_file,
+    replacing,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -16,6 +24,36 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
     atomic_write(target, b"two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def _write_when_both_ready(path: str, text: str, barrier: mp.synchronize.Barrier) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+        barrier.wait(timeout=30)  # both processes hold a written temporary before either renames
+
+
+def test_two_processes_writing_one_file_both_succeed(tmp_path: Path) -> None:
+    """Two torchrun ranks fill the same data cache at once: neither may rename the other's temporary."""
+    target = tmp_path / "cache.npz"
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_write_when_both_ready, args=(str(target), t, barrier)) for t in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert target.read_text() in {"a", "b"}
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+
+
+def test_replacing_keeps_the_suffix_and_removes_the_temporary_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "plot.png"
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_read_key_file(tmp_path: Path) -> None:
