@@ -8,6 +8,8 @@ every helper here is then a no-op, so the single-process path has no distributed
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,3 +75,14 @@ def gather(obj: Any, world: World) -> list[Any]:
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
+
+
+@contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Rank 0 runs the block first, then the others (as Accelerate's `main_process_first`): one rank
+    downloads CIFAR-10 or decodes it into the cache, and the rest read what it left there."""
+    if not world.is_main:
+        barrier(world)
+    yield
+    if world.is_main:
+        barrier(world)

@@ -319,7 +319,8 @@ def build_run(cfg: TrainConfig, log: Log = print) -> Run:
         cfg = replace(cfg, epochs=last["config"]["epochs"], total_steps=last["config"].get("total_steps", 0))
 
     seed_everything(cfg.seed)
-    data = CifarData(cfg, device, log)
+    with distributed.main_first(world):
+        data = CifarData(cfg, device, log)
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
     if cfg.init_from and last is None:
         warm_start(model, cfg.init_from, log)

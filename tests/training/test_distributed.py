@@ -1,5 +1,7 @@
 """torchrun data parallelism on the CPU (gloo): two ranks equal one process with the same global batch."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
@@ -18,8 +20,10 @@ ARGS = [
 ]  # fmt: skip
 
 
-def _train(cmd: list[str], data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _train(
+    cmd: list[str], data: Path, out: Path, *extra: str, cache: Path | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} | ({"CIFARLENS_CACHE": str(cache)} if cache else {})
     proc = subprocess.run([*cmd, "-m", "training", "train", *ARGS, "--data-dir", str(data), "--out-dir", str(out), *extra],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -30,7 +34,10 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tiny_image_folde
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun not found beside the interpreter")
-    ddp = _train([torchrun, "--standalone", "--nproc_per_node=2"], tiny_image_folder, tmp_path / "ddp")
+    cache = tmp_path / "cache"  # empty: one rank decodes the images into it, the other reads them back
+    ddp = _train([torchrun, "--standalone", "--nproc_per_node=2"], tiny_image_folder, tmp_path / "ddp", cache=cache)
+    assert ddp.stderr.count("decode train: 100%") == 1 and ddp.stderr.count("decode test: 100%") == 1
+    assert sorted(p.suffix for p in cache.iterdir()) == [".npz", ".npz"]
     # One process, each batch in the same two halves (one backward each, batch-norm statistics per half).
     _train([sys.executable], tiny_image_folder, tmp_path / "one", "--accumulate", "2")
     a = load_checkpoint(tmp_path / "ddp" / "plain_cnn" / "last.pt")
