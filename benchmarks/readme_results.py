@@ -34,24 +34,23 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
 
 
+def in_order(entries: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The (net, entry) pairs of `entries` in table order, skipping nets a file does not hold."""
+    return [(name, entries[name]) for name in ORDER if entries.get(name) is not None]
+
+
 def run_table(models: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| net | test acc (flip TTA) | no TTA | flip + translate TTA | val acc | epochs | training time | images/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ORDER:
-        m = models.get(name)
-        if m is None:
-            continue
+    for name, m in in_order(models):
         t = m["train_seconds"]
+        took = f"{t / 60:.1f} min" if t >= 120 else f"{t:.0f} s"
         lines.append(
             f"| {name} | **{pct(m['test_acc'])}** | {pct(m.get('test_acc_no_tta'))} | "
             f"{pct(m.get('test_acc_flip_translate_tta'))} | {pct(m['val_acc'])} | {m['epochs']} | "
-            f"{t / 60:.1f} min | {m['images_per_second']:,.0f} |"
-            if t >= 120
-            else f"| {name} | **{pct(m['test_acc'])}** | {pct(m.get('test_acc_no_tta'))} | "
-            f"{pct(m.get('test_acc_flip_translate_tta'))} | {pct(m['val_acc'])} | {m['epochs']} | {t:.0f} s | "
-            f"{m['images_per_second']:,.0f} |"
+            f"{took} | {m['images_per_second']:,.0f} |"
         )
     return lines
 
@@ -134,10 +133,7 @@ def render_cam() -> str:
             "| in process: Grad-CAM, TorchScript autograd | Captum LayerGradCam, eager net | ONNX Runtime prediction |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for name in ORDER:
-            n = nets.get(name)
-            if n is None:
-                continue
+        for name, n in in_order(nets):
             lat = n["latency_ms"]
             out.append(
                 f"| {name} | {n['layer']} | {lat['REST predict']:.1f} ms | {lat['REST gradcam']:.1f} ms | "
@@ -154,10 +150,7 @@ def render_cam() -> str:
             "| 20 % scattered pixels | map mass in the image's quadrant (chance 25 %) |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for name in ORDER:
-            n = nets.get(name)
-            if n is None:
-                continue
+        for name, n in in_order(nets):
             d, loc = n["faithfulness"]["gradcam"]["deletion"], n["faithfulness"]["gradcam"]["localisation"]
             out.append(
                 f"| {name} | **{d['drop_cam']:.3f}** | {d['drop_random_cells']:.3f} | {d['drop_least_cam']:.3f} | "
