@@ -61,16 +61,22 @@ def class_index(target: str | int | None, classes: Sequence[str] = CLASSES) -> i
     raise ValueError(f"unknown class '{text}': use one of {', '.join(classes)}, or an index 0-{len(classes) - 1}")
 
 
+def _floats(x: np.ndarray) -> np.ndarray:
+    """float32, or float64 when given float64: the reference checks run in double precision (see GradientModel)."""
+    x = np.asarray(x)
+    return x.astype(np.result_type(x.dtype, np.float32), copy=False)
+
+
 def normalize(cam: np.ndarray) -> np.ndarray:
     """Rectify and scale a map to [0, 1] by its maximum (Grad-CAM's convention); all zeros if none is positive."""
-    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0.0)
+    cam = np.maximum(_floats(cam), 0.0)
     peak = float(cam.max()) if cam.size else 0.0
     return cam / peak if peak > 0 else np.zeros_like(cam)
 
 
 def grad_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """Grad-CAM of one image: (C, H, W) activations and the class logit's gradient -> (H, W) in [0, 1]."""
-    act, grad = np.asarray(act, dtype=np.float32), np.asarray(grad, dtype=np.float32)
+    act, grad = _floats(act), _floats(grad)
     if act.ndim != 3 or act.shape != grad.shape:
         raise ValueError(f"expected (C, H, W) activations and gradients of one shape, got {act.shape}, {grad.shape}")
     weights = grad.mean(axis=(1, 2))
@@ -115,9 +121,12 @@ class GradientModel:
     The graph's profiling executor is switched off for these calls: once it has optimised the graph
     (from the second call on) gradients no longer reach intermediate outputs ("appears to not have been
     used in the graph"). Measured on this project's nets, unoptimised execution is also no slower here.
+
+    `dtype="float64"` runs the graph in double precision. The service never does; tests do, so that comparing
+    with a reference implementation does not depend on which float32 kernels oneDNN picks for the CPU.
     """
 
-    def __init__(self, path: str | Path, layers: Sequence[str], threads: int = 1) -> None:
+    def __init__(self, path: str | Path, layers: Sequence[str], threads: int = 1, dtype: str = "float32") -> None:
         import torch
 
         if not Path(path).is_file():
@@ -127,6 +136,11 @@ class GradientModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in torch 2.14.
             self._module = torch.jit.load(str(path), map_location="cpu").eval()
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        if dtype == "float64":
+            self._module = self._module.double()
+        self.dtype = np.dtype(dtype)
         self._torch = torch
         self.layers = list(layers)
 
@@ -140,7 +154,7 @@ class GradientModel:
         """
         torch = self._torch
         index = self.layers.index(layer)
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=self.dtype))
         with torch.jit.optimized_execution(False), torch.enable_grad():
             outs = self._module(x)
             logits, act = outs[0], outs[1 + index]

@@ -93,33 +93,83 @@ def test_normalize_and_upsample() -> None:
 
 # --- Grad-CAM of the exported graph against Captum on the eager net ---
 
+# Both sides run in float64, so they agree to rounding in double precision whatever float32 kernels the CPU's
+# oneDNN picks (in float32, on an AMX Xeon, the two differed by up to 9e-4 once a map with a small maximum was
+# normalised). 1e-8 leaves eight orders of magnitude for float64's 2e-16 to grow through the net and the
+# 832-channel sums, and is still far below what a picture shows (an overlay has 256 levels: 4e-3).
+FLOAT64_MAP_ATOL = 1e-8
 
-@pytest.mark.parametrize("model", MODELS)
-def test_grad_cam_equals_captum_on_the_eager_net(serving_artifacts: Path, serving_checkpoints: Path, model: str):
-    """The served Grad-CAM (autograd through the TorchScript export) is Captum's LayerGradCam on the net rebuilt
-    from the checkpoint, at the default layer and an earlier one, for the top-1 and for chosen classes."""
+
+def assert_same_maps(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """Normalised maps equal to double-precision rounding."""
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=FLOAT64_MAP_ATOL)
+
+
+def captum_grad_cams(eager, x: np.ndarray, layer: str, chosen: np.ndarray) -> np.ndarray:
+    """Captum's LayerGradCam of the eager net in float64, normalised as the service normalises."""
     import torch
     from captum.attr import LayerGradCam
 
+    attr = LayerGradCam(eager, eager.get_submodule(layer)).attribute(
+        torch.from_numpy(x.astype(np.float64)), target=torch.from_numpy(chosen)
+    )
+    return np.stack([normalize(a[0]) for a in attr.detach().numpy()])
+
+
+@pytest.fixture(scope="module")
+def noise_batch() -> np.ndarray:
     from cifarlens_runtime.preprocess import preprocess
+
+    return np.stack([preprocess(png(seed)) for seed in range(4)])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grad_cam_equals_captum_on_the_eager_net(
+    serving_artifacts: Path, serving_checkpoints: Path, model: str, noise_batch: np.ndarray
+) -> None:
+    """The served Grad-CAM (autograd through the TorchScript export) is Captum's LayerGradCam on the net rebuilt
+    from the checkpoint, at the default layer and an earlier one, for the top-1 and for chosen classes; both in
+    float64, so that the check does not depend on the CPU's kernels."""
+    from cifarlens_runtime.cam import GradientModel
     from training.checkpoint import model_from_checkpoint
 
     predictor = Predictor(serving_artifacts / model)
-    eager, _ = model_from_checkpoint(serving_checkpoints / model / "best.pt")
-    x = np.stack([preprocess(png(seed)) for seed in range(4)])
+    exact = GradientModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    eager = model_from_checkpoint(serving_checkpoints / model / "best.pt")[0].double()
     for layer in (predictor.cam_layer, predictor.layers[1]):
         for targets in ([None] * 4, [0, 3, 5, 9]):
-            probs, ours, chosen = predictor.cam(x, "gradcam", layer, targets)
-            if targets[0] is None:
-                np.testing.assert_array_equal(chosen, probs.argmax(1))
-            else:
-                np.testing.assert_array_equal(chosen, targets)
-            attr = LayerGradCam(eager, eager.get_submodule(layer)).attribute(
-                torch.from_numpy(x), target=torch.from_numpy(chosen)
-            )
-            theirs = np.stack([normalize(a[0]) for a in attr.detach().numpy()])
-            assert ours.shape == theirs.shape == (4, *predictor.layer_shapes[layer][1:])
-            np.testing.assert_allclose(ours, theirs, atol=1e-4)
+            logits, acts, grads, chosen = exact(noise_batch, layer, targets)
+            assert acts.dtype == grads.dtype == np.float64
+            expected = logits.argmax(1) if targets[0] is None else targets
+            np.testing.assert_array_equal(chosen, expected)
+            ours = np.stack([grad_cam(a, g) for a, g in zip(acts, grads, strict=True)])
+            assert ours.shape == (4, *predictor.layer_shapes[layer][1:])
+            assert_same_maps(ours, captum_grad_cams(eager, noise_batch, layer, chosen))
+
+            # The service runs the same code in float32 (compared with nothing: see FLOAT64_MAP_ATOL).
+            _, served, served_chosen = predictor.cam(noise_batch, "gradcam", layer, list(chosen))
+            assert served.dtype == np.float32 and served.shape == ours.shape
+            np.testing.assert_array_equal(served_chosen, chosen)
+
+
+def test_the_map_checks_fail_on_a_wrong_map(serving_artifacts: Path, noise_batch: np.ndarray) -> None:
+    """The check above rejects a map that is not the right one: a single cell moved by 1e-6, another class's map."""
+    from cifarlens_runtime.cam import GradientModel
+
+    predictor = Predictor(serving_artifacts / "inception_net")
+    exact = GradientModel(serving_artifacts / "inception_net" / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    layer = predictor.cam_layer
+    _, acts, grads, _ = exact(noise_batch, layer, [0, 3, 5, 9])
+    maps = np.stack([grad_cam(a, g) for a, g in zip(acts, grads, strict=True)])
+    assert maps.reshape(4, -1).max(axis=1).min() == 1.0  # no blank map, so another class's can differ
+    nudged = maps.copy()
+    nudged[0, 1, 1] += 1e-6
+    with pytest.raises(AssertionError):
+        assert_same_maps(nudged, maps)
+    _, acts2, grads2, _ = exact(noise_batch, layer, [1, 4, 6, 8])
+    with pytest.raises(AssertionError):
+        assert_same_maps(np.stack([grad_cam(a, g) for a, g in zip(acts2, grads2, strict=True)]), maps)
 
 
 # --- the explanations route, without TorchServe ---
