@@ -56,7 +56,8 @@ def class_index(target: str | int | None, classes: Sequence[str] = CLASSES) -> i
     lowered = [c.lower() for c in classes]
     if text.lower() in lowered:
         return lowered.index(text.lower())
-    if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
+    # One ASCII digit: str.isdigit() would take '³' or '٣', and int() '-0' or '09'.
+    if len(text) == 1 and "0" <= text <= "9" and int(text) < len(classes):
         return int(text)
     raise ValueError(f"unknown class '{text}': use one of {', '.join(classes)}, or an index 0-{len(classes) - 1}")
 

@@ -73,6 +73,9 @@ TOP_K = 5
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 # Decoded size cap, well under Pillow's decompression-bomb error, so a small file cannot blow up memory.
 MAX_IMAGE_PIXELS = 40_000_000
+# Image formats decoded (Pillow's names): what browsers send. MPO is how Pillow reads many phone JPEGs.
+# Anything else Pillow recognises (TIFF, ICO, PSD...) is answered 415; bytes that are no image at all, 400.
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP")
 
 # --- the local TorchServe (`make serve`) and the page (`make ui`) ---
 
@@ -95,6 +98,12 @@ UI_PORT = 7860
 # `make serve` runs TorchServe here; TorchServe writes KEY_FILE into its working directory.
 DEFAULT_WORKDIR = Path(".ts_tmp/serve")
 KEY_FILE = "key_file.json"
+# The renewer (cifarlens_runtime/keys.py) keeps the inference key alone in this file beside KEY_FILE, for clients
+# that must not hold the management or API key (the page's container).
+INFERENCE_KEY_FILE = "inference_key.json"
+# Lifetime of TorchServe's inference and management keys (its token_expiration_min, written into every server's
+# config); the renewer replaces them after half of it.
+TOKEN_EXPIRATION_MIN = 1440
 
 
 def url(port: int, host: str = HOST) -> str:

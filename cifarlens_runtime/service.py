@@ -28,7 +28,7 @@ from cifarlens_runtime.constants import (
     METHOD_PARAM,
 )
 from cifarlens_runtime.predictor import Predictor, softmax
-from cifarlens_runtime.preprocess import plain_reason, to_array
+from cifarlens_runtime.preprocess import UnsupportedFormat, check_format, plain_reason, to_array, upright
 from cifarlens_runtime.responses import cam_body, encode, error_body, feature_body, listing_body, prediction_body
 
 
@@ -48,7 +48,8 @@ class Request:
     `route` is TorchServe's `url_path` header ("" or None for a plain prediction; "feature_maps",
     "feature_maps?layer=x" or "feature_maps/x" for feature maps). `explain` marks a request to
     /explanations/<model> (TorchServe's `explain` header), whose suffix is "", "<layer>" or "<layer>/<class>".
-    `layer`, `target` (the class) and `method` are form fields, when TorchServe passes them separately.
+    `layer`, `target` (the class) and `method` are form fields, when TorchServe passes them separately;
+    `duplicated` names the form fields the request sent more than once (it is refused: which one counts?).
     """
 
     body: Any = None
@@ -57,6 +58,7 @@ class Request:
     explain: bool = False
     target: str | None = None
     method: str | None = None
+    duplicated: tuple[str, ...] = ()
 
 
 @dataclass
@@ -137,8 +139,8 @@ def as_bytes(value: Any) -> bytes | None:
 def decode_image(body: bytes | None) -> np.ndarray:
     """Image bytes -> normalised (3, 32, 32) float32, or a RequestError saying why not.
 
-    The size is checked from the header before any pixel is decoded, so a small file that would
-    decode to a huge image is refused cheaply.
+    The format and size are checked from the header before any pixel is decoded, so a small file that
+    would decode to a huge image, or a format the service does not take, is refused cheaply.
     """
     if not body:
         raise RequestError(400, "empty body: send JPEG or PNG bytes")
@@ -146,13 +148,15 @@ def decode_image(body: bytes | None) -> np.ndarray:
         raise RequestError(413, f"the image is {len(body)} bytes, over the limit of {MAX_IMAGE_BYTES} bytes")
     try:
         with Image.open(io.BytesIO(body)) as img:
+            check_format(img)
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise RequestError(
                     413, f"the image is {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS} pixels"
                 )
-            img.load()
-            return to_array(img)
+            return to_array(upright(img))
+    except UnsupportedFormat as exc:
+        raise RequestError(415, str(exc)) from None
     except Image.DecompressionBombError:
         raise RequestError(413, f"the image is over the limit of {MAX_IMAGE_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -189,6 +193,9 @@ def handle_batch(predictor: Predictor, requests: list[Request]) -> list[Reply]:
     for i, req in enumerate(requests):
         try:
             index = None
+            if req.duplicated:
+                names = ", ".join(f"'{n}'" for n in req.duplicated)
+                raise RequestError(400, f"the form field {names} was sent more than once: send each field once")
             if req.explain:
                 route, index = _cam_route(predictor, req)
             else:

@@ -13,7 +13,13 @@ TorchScript copy with autograd (`cifarlens_runtime.cam`), loaded at start so tha
 Under KServe (`service_envelope=kservev2`, see deploy/kserve/) TorchServe's envelope hands `handle`
 the input tensors of one Open Inference Protocol request instead of REST bodies; each becomes an
 image (`v2_image_bytes`) and gets the REST answer's JSON back as one string, which the envelope
-sends as a BYTES output named after the input.
+sends as a BYTES output named after the input. Such a batch is told apart by the envelope's own mark on
+the context (`input_names`), never by the names of a request's fields: a REST form whose fields happen
+to be called `name`, `datatype` and `data` is a REST request.
+
+TorchServe's worker folds each request's parameters into a dict, so a form field sent twice would
+silently keep its last value. `flag_duplicate_fields` (installed when this module is imported) wraps
+that fold and marks such requests, which are then answered 400 naming the field.
 """
 
 from __future__ import annotations
@@ -37,15 +43,48 @@ from cifarlens_runtime.service import Reply, Request, RequestError, handle_batch
 BODY_KEYS = ("body", "data")
 URL_PATH_HEADER = "url_path"
 EXPLAIN_HEADER = "explain"  # "True" on /explanations/<model> requests
-# Keys of an Open Inference Protocol input tensor as the kservev2 envelope passes it on.
-V2_KEYS = ("name", "datatype", "data")
+# What TorchServe's kservev2 envelope sets on the context before it calls the handler.
+V2_ENVELOPE_MARK = "input_names"
 V2_DATATYPES = ("BYTES", "UINT8")
+# The key under which `flag_duplicate_fields` lists a request's repeated form fields.
+DUPLICATES_KEY = "\0duplicated"
 logger = logging.getLogger(__name__)
 
 
-def is_v2_input(row: Any) -> bool:
-    """True for an input tensor from TorchServe's kservev2 envelope, False for a REST request row."""
-    return isinstance(row, dict) and all(k in row for k in V2_KEYS)
+def is_v2_batch(context: Any) -> bool:
+    """True when TorchServe's kservev2 envelope parsed this batch (it names the inputs on the context)."""
+    return getattr(context, V2_ENVELOPE_MARK, None) is not None
+
+
+def flag_duplicate_fields(service_class: Any) -> None:
+    """Wrap `ts.service.Service.retrieve_data_for_inference` so that each request's dict of parameters
+    also lists, under DUPLICATES_KEY, the names it received more than once (the dict keeps only one value).
+
+    TorchServe 0.12 is its last release, so the wrapped function will not change under us. Idempotent.
+    """
+    original = service_class.retrieve_data_for_inference
+    if getattr(original, "flags_duplicates", False):
+        return
+
+    def retrieve(batch: Any) -> Any:
+        headers, inputs, ids = original(batch)
+        for request, row in zip(batch or [], inputs):
+            names = [p.get("name") for p in request.get("parameters", [])]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                row[DUPLICATES_KEY] = repeated
+        return headers, inputs, ids
+
+    retrieve.flags_duplicates = True  # type: ignore[attr-defined]
+    service_class.retrieve_data_for_inference = staticmethod(retrieve)
+
+
+try:  # Inside a TorchServe worker; the handler also runs without it (tests, the UI's local backend).
+    from ts.service import Service
+
+    flag_duplicate_fields(Service)
+except ImportError:  # pragma: no cover - ts is a dependency of the serving extra
+    pass
 
 
 def v2_image_bytes(tensor: dict[str, Any]) -> bytes:
@@ -87,6 +126,20 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _rest_request(row: dict[str, Any], i: int, context: Any) -> Request:
+    """Request i of a REST batch: its body, route and form fields (and the fields it sent twice)."""
+    body = next((row[k] for k in BODY_KEYS if k in row), None)
+    return Request(
+        body=body,
+        route=context.get_request_header(i, URL_PATH_HEADER),
+        layer=_text(row.get(LAYER_PARAM)),
+        explain=context.get_request_header(i, EXPLAIN_HEADER) == "True",
+        target=_text(row.get(CLASS_PARAM)),
+        method=_text(row.get(METHOD_PARAM)),
+        duplicated=tuple(row.get(DUPLICATES_KEY, ())),
+    )
+
+
 class CifarLensHandler(BaseHandler):
     """Predictions and feature maps of one exported net; the backend comes from model-config.yaml."""
 
@@ -106,21 +159,9 @@ class CifarLensHandler(BaseHandler):
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes] | list[str]:
         rows = [row or {} for row in data or []]
-        if rows and all(is_v2_input(row) for row in rows):
+        if rows and is_v2_batch(context):
             return self._handle_v2(rows, context)
-        requests = []
-        for i, row in enumerate(rows):
-            body = next((row[k] for k in BODY_KEYS if k in row), None)
-            requests.append(
-                Request(
-                    body=body,
-                    route=context.get_request_header(i, URL_PATH_HEADER),
-                    layer=_text(row.get(LAYER_PARAM)),
-                    explain=context.get_request_header(i, EXPLAIN_HEADER) == "True",
-                    target=_text(row.get(CLASS_PARAM)),
-                    method=_text(row.get(METHOD_PARAM)),
-                )
-            )
+        requests = [_rest_request(row, i, context) for i, row in enumerate(rows)]
         replies = handle_batch(self.predictor, requests)
         for i, reply in enumerate(replies):
             context.set_response_status(reply.status, HTTPStatus(reply.status).phrase, i)
