@@ -54,7 +54,9 @@ def test_v2_lookalike_forms_in_one_batch_keep_their_own_status(torchserve) -> No
             answers = list(pool.map(lambda b: post_form(torchserve, "predictions/plain_cnn", v2_lookalike(b)), bodies))
         assert [a.status_code for a in answers] == [200 if b is good else 400 for b in bodies]
         assert all("predictions" in a.json() for a, b in zip(answers, bodies, strict=True) if b is good)
-        assert all("not a readable image" in a.json()["error"] for a, b in zip(answers, bodies, strict=True) if b is bad)
+        assert all(
+            "not a readable image" in a.json()["error"] for a, b in zip(answers, bodies, strict=True) if b is bad
+        )
     still_serving(torchserve)
 
 
