@@ -59,7 +59,8 @@ train-gpu:
 # make export [DATA_DIR=...]: runs/<model>/best.pt -> artifacts/<model>/{model.onnx, model.ts, metadata.json},
 #   each checked against the eager net on 256 test images (fails, saying by how much, beyond 1e-4).
 # make archive [BACKEND=onnxruntime|torchscript]: artifacts -> model_store/<model>.mar (one shared handler).
-# make serve / make stop: TorchServe in the background on model_store/ (state in SERVE_WORKDIR, logs in LOG_DIR).
+# make serve / make stop: TorchServe in the background on model_store/ (state in SERVE_WORKDIR, logs in LOG_DIR),
+#   with its key renewer (python -m cifarlens_runtime.keys: new keys at half their lifetime; make stop ends it too).
 RUNS_DIR ?= runs
 ARTIFACTS_DIR ?= artifacts
 MODEL_STORE ?= model_store

@@ -225,19 +225,26 @@ def rest(server: Any, model: str, jpegs: Sequence[bytes]) -> dict[str, Callable[
     """Batch-1 REST calls to time, each checked for a 200 answer."""
     import requests
 
+    from cifarlens_runtime.keys import refused
+
     session = requests.Session()
     session.trust_env = False
-    headers = {**server.headers("inference"), "Content-Type": "image/jpeg"}
     base = server.inference_url
+    keys = {"auth": server.headers("inference")}
 
     def post(path: str, data: dict[str, str] | None = None) -> Callable[[int], None]:
+        def send(body: bytes) -> requests.Response:
+            auth = keys["auth"]
+            if data:
+                return session.post(base + path, files={"data": ("i.jpg", body, "image/jpeg")}, data=data, headers=auth)
+            return session.post(base + path, data=body, headers={**auth, "Content-Type": "image/jpeg"})
+
         def call(i: int) -> None:
             body = jpegs[i % len(jpegs)]
-            if data:
-                resp = session.post(base + path, files={"data": ("i.jpg", body, "image/jpeg")}, data=data,
-                                    headers={k: v for k, v in headers.items() if k != "Content-Type"})  # fmt: skip
-            else:
-                resp = session.post(base + path, data=body, headers=headers)
+            resp = send(body)
+            if refused(resp.status_code, resp.text):  # the server's renewer replaced the key: read it again, once
+                keys["auth"] = server.headers("inference")
+                resp = send(body)
             if resp.status_code != 200:
                 raise RuntimeError(f"{path}: HTTP {resp.status_code} {resp.text[:200]}")
 

@@ -61,6 +61,7 @@ from cifarlens_runtime.constants import (
     TORCHSCRIPT_FILE,
     Ports,
 )
+from cifarlens_runtime.keys import refused
 from serving.server import Server, free_ports, start_server, stop
 from training.models import list_models
 
@@ -307,20 +308,29 @@ class Client:
     """One keep-alive HTTP connection to TorchServe; counts failed requests instead of raising."""
 
     def __init__(self, server: Server) -> None:
+        self.server = server
         self.port = server.ports.inference
-        self.headers = {**server.headers("inference"), "Content-Type": "image/jpeg"}
+        self.headers = self._headers()
         self.conn: http.client.HTTPConnection | None = None
         self.failures: list[str] = []
         self.last_size = 0
 
+    def _headers(self) -> dict[str, str]:
+        return {**self.server.headers("inference"), "Content-Type": "image/jpeg"}
+
     def post(self, path: str, body: bytes) -> bool:
-        """True on a 200 answer; a failure is recorded and the connection reopened."""
+        """True on a 200 answer; a failure is recorded and the connection reopened. A refused key (the server's
+        renewer replaced it) is read again from the key file and the request sent once more."""
         try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT_S)
-            self.conn.request("POST", path, body=body, headers=self.headers)
-            resp = self.conn.getresponse()
-            data = resp.read()
+            for attempt in range(2):
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT_S)
+                self.conn.request("POST", path, body=body, headers=self.headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if attempt or not refused(resp.status, data):
+                    break
+                self.headers = self._headers()
             self.last_size = len(data)
             if resp.status == 200:
                 return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,17 +50,28 @@ class KeyFileError(ValueError):
     """TorchServe's key_file.json is missing or not what TorchServe writes."""
 
 
+# TorchServe rewrites key_file.json in place when a key is renewed: a reader may catch it empty or half written.
+KEY_FILE_READS = 3
+KEY_FILE_PAUSE_S = 0.05
+
+
 def read_key_file(path: str | Path) -> dict[str, str]:
     """{'inference': key, 'management': key, 'API': key} from TorchServe's key_file.json
-    ({"management": {"key": ..., "expiration time": ...}, ...})."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise KeyFileError(
-            f"key file {path} not found: TorchServe writes it to its working directory when it starts"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+    ({"management": {"key": ..., "expiration time": ...}, ...}); a file caught mid-rewrite is read again."""
+    for attempt in range(KEY_FILE_READS):
+        try:
+            data = json.loads(Path(path).read_text())
+            break
+        except FileNotFoundError:
+            raise KeyFileError(
+                f"key file {path} not found: TorchServe writes it to its working directory when it starts"
+            ) from None
+        except ValueError as exc:
+            if attempt + 1 == KEY_FILE_READS:
+                raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+            time.sleep(KEY_FILE_PAUSE_S)
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise KeyFileError(f"key file {path} is not a JSON object")
     return {kind: str(entry.get("key", "")) for kind, entry in data.items() if isinstance(entry, dict)}

@@ -45,8 +45,9 @@ COPY docker/torchserve-entrypoint.sh docker/healthcheck.py /srv/docker/
 # The healthcheck reads ports and key files through the torch-free runtime package (found beside it).
 COPY cifarlens_runtime /srv/docker/cifarlens_runtime
 COPY serving/config.properties /srv/config/config.properties
-# /srv/ts becomes the named volume (keys, logs, TorchServe's TEMP); a new volume takes this owner.
-RUN mkdir -p /srv/ts /srv/model_store && chown 1000:1000 /srv/ts
+# /srv/ts and /srv/ui-keys become named volumes (all keys, logs, TorchServe's TEMP; the inference key alone, for
+# the ui container); a new volume takes this owner.
+RUN mkdir -p /srv/ts /srv/ui-keys /srv/model_store && chown 1000:1000 /srv/ts /srv/ui-keys
 USER 1000:1000
 WORKDIR /srv/ts
 EXPOSE 8080 8081 8082

@@ -14,6 +14,9 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+# Folder of the served .mar archives: the page names the nets from it when its key cannot list them (compose).
+ENV_MODEL_STORE = "CIFARLENS_MODEL_STORE"
+
 
 def make_backend(
     kind: str,
@@ -24,14 +27,17 @@ def make_backend(
 ):
     """The backend named on the command line (TorchServe settings otherwise from the environment).
 
-    The TorchServe backend offers the nets exported under `artifacts` when the server's management
-    API cannot be asked (an inference key only)."""
+    The TorchServe backend offers the nets exported under `artifacts`, else the archives in
+    $CIFARLENS_MODEL_STORE, when the server's management API cannot be asked (an inference key only)."""
     from cifarlens_runtime.predictor import exported_models
     from gradio_ui.client import LocalBackend, TorchServeBackend
 
     if kind == "local":
         return LocalBackend(artifacts)
     known = exported_models(artifacts) if Path(artifacts).is_dir() else []
+    store = os.environ.get(ENV_MODEL_STORE)
+    if not known and store and Path(store).is_dir():
+        known = sorted(p.stem for p in Path(store).glob("*.mar"))
     return TorchServeBackend.from_env(url=url, management_url=management_url, key_file=key_file, known_models=known)
 
 

@@ -32,6 +32,7 @@ from cifarlens_runtime.constants import (
 )
 from cifarlens_runtime.files import KeyFileError
 from cifarlens_runtime.files import read_key_file as _read_key_file
+from cifarlens_runtime.keys import lifetime_text, refused, renewal_period_s
 from cifarlens_runtime.predictor import exported_models
 
 DEFAULT_URL = url(Ports.inference)
@@ -155,6 +156,7 @@ class TorchServeBackend:
     # --- authorisation ---
 
     def _key(self, kind: str) -> str | None:
+        """The explicit key of `kind`, else the one in the key file now (renewed keys replace it there)."""
         explicit = self.token if kind == "inference" else self.management_token
         if explicit:
             return explicit
@@ -171,18 +173,26 @@ class TorchServeBackend:
     # --- transport ---
 
     def _request(self, method: str, url: str, kind: str, **kwargs: Any) -> dict[str, Any]:
-        headers = {**self._headers(kind), **kwargs.pop("headers", {})}
-        try:
-            resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-        except requests.ConnectionError:
-            raise BackendError(
-                f"TorchServe is unreachable at {url.split('/', 3)[:3][-1]}: connection refused. "
-                "Start it with `make serve` (or run the page with --backend local)."
-            ) from None
-        except requests.Timeout:
-            raise BackendError(f"TorchServe did not answer {url} within {self.timeout:g} s") from None
-        except requests.RequestException as exc:
-            raise BackendError(f"request to {url} failed: {exc}") from None
+        """One call; a refused key read from the key file is read again and the call retried once (the server's
+        renewer replaces keys, and TorchServe refuses the old one at once)."""
+        extra = kwargs.pop("headers", {})
+        from_file = self.key_file is not None and not (self.token if kind == "inference" else self.management_token)
+        for attempt in range(2):
+            try:
+                resp = self.session.request(
+                    method, url, headers={**self._headers(kind), **extra}, timeout=self.timeout, **kwargs
+                )
+            except requests.ConnectionError:
+                raise BackendError(
+                    f"TorchServe is unreachable at {url.split('/', 3)[:3][-1]}: connection refused. "
+                    "Start it with `make serve` (or run the page with --backend local)."
+                ) from None
+            except requests.Timeout:
+                raise BackendError(f"TorchServe did not answer {url} within {self.timeout:g} s") from None
+            except requests.RequestException as exc:
+                raise BackendError(f"request to {url} failed: {exc}") from None
+            if not (attempt == 0 and from_file and refused(resp.status_code, resp.text)):
+                break
         if resp.status_code >= 400:
             message = _error_message(resp, kind)
             if resp.status_code in (400, 401) and self._key(kind) is None and self.key_file is not None:
@@ -275,10 +285,12 @@ def _error_message(resp: requests.Response, kind: str) -> str:
         detail = body.get("error") or body.get("message") or json.dumps(body)
     except ValueError:
         detail = resp.text.strip()[:200] or resp.reason
-    if resp.status_code == 401 or (resp.status_code == 400 and "token" in str(detail).lower()):
+    if refused(resp.status_code, resp.text) or (resp.status_code == 400 and "token" in str(detail).lower()):
         return (
-            f"TorchServe refused the {kind} token ({resp.status_code}): {detail}. Set {ENV_TOKEN}/{ENV_MANAGEMENT_TOKEN} or point "
-            f"{ENV_KEY_FILE} at the key_file.json of the running server (keys also expire after 60 minutes)."
+            f"TorchServe refused the {kind} token ({resp.status_code}): {detail}. Set {ENV_TOKEN}/{ENV_MANAGEMENT_TOKEN} "
+            f"or point {ENV_KEY_FILE} at the key file of the running server (read again, and the request retried "
+            f"once, after a refusal). Keys last {lifetime_text()}; the server renews them every "
+            f"{lifetime_text(renewal_period_s() / 60)}, so a refusal that stays means another server or a stopped renewer."
         )
     return f"TorchServe answered {resp.status_code}: {detail}"
 

@@ -26,12 +26,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cifarlens_runtime.constants import DEFAULT_WORKDIR, HOST, KEY_FILE, Ports, url
+from cifarlens_runtime.constants import (
+    DEFAULT_WORKDIR,
+    HOST,
+    INFERENCE_KEY_FILE,
+    KEY_FILE,
+    TOKEN_EXPIRATION_MIN,
+    Ports,
+    url,
+)
 from cifarlens_runtime.files import read_key_file
+from cifarlens_runtime.keys import lifetime_text, renewal_period_s
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_TEMPLATE = PACKAGE_DIR / "config.properties"
 PID_FILE = "server.pid"
+# The key renewer (cifarlens_runtime.keys) beside every server with token auth: its pid, and its log in log_dir.
+RENEWER_PID_FILE = "renewer.pid"
+RENEWER_LOG = "key_renewer.log"
+RENEWER_MODULE = "cifarlens_runtime.keys"
 # Java start plus one worker per model loading its graph: slow on 2 shared cores.
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 30.0
@@ -47,6 +60,7 @@ class Server:
     token_auth: bool = True
     process: subprocess.Popen | None = field(default=None, repr=False)
     log_dir: Path | None = None
+    renewer: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def inference_url(self) -> str:
@@ -63,6 +77,11 @@ class Server:
     @property
     def key_file(self) -> Path:
         return self.workdir / KEY_FILE
+
+    @property
+    def inference_key_file(self) -> Path:
+        """The inference key alone (same format as key_file.json), kept current by the renewer."""
+        return self.workdir / INFERENCE_KEY_FILE
 
     def token(self, kind: str = "inference") -> str | None:
         """The bearer key of `kind` ("inference" or "management"); None when token auth is off."""
@@ -100,8 +119,9 @@ def write_config(
     log_dir: Path,
     token_auth: bool = True,
     template: Path = CONFIG_TEMPLATE,
+    token_expiration_min: float = TOKEN_EXPIRATION_MIN,
 ) -> Path:
-    """config.properties for this server: the template with its addresses, store and token setting replaced."""
+    """config.properties for this server: the template with its addresses, store and token settings replaced."""
     overrides = {
         "inference_address": url(ports.inference),
         "management_address": url(ports.management),
@@ -110,6 +130,7 @@ def write_config(
         "grpc_management_port": str(ports.grpc_management),
         "model_store": str(model_store),
         "disable_token_authorization": "false" if token_auth else "true",
+        "token_expiration_min": f"{token_expiration_min:g}",
     }
     lines = []
     for line in template.read_text().splitlines():
@@ -133,13 +154,15 @@ def start_server(
     models: Sequence[str] | None = None,
     wait: bool = True,
     timeout: float = START_TIMEOUT_S,
+    token_expiration_min: float = TOKEN_EXPIRATION_MIN,
 ) -> Server:
     """Start TorchServe on the archives of `model_store` and (by default) wait until it is healthy.
 
     `foreground=True` ties the server to this process (tests): `stop(server)` ends it, and so does
     this interpreter's exit. `foreground=False` leaves it running after this process (`make serve`);
     `python -m serving.server stop` ends it later through server.pid. Either way TorchServe runs with
-    `--foreground` in its own process group, its output in `<log_dir>/torchserve.out`.
+    `--foreground` in its own process group, its output in `<log_dir>/torchserve.out`. With token auth,
+    a key renewer runs beside it (`start_renewer`) and stops with it.
     """
     ports = ports or Ports()
     workdir = Path(workdir).resolve()
@@ -153,8 +176,9 @@ def start_server(
     tmp = workdir / "tmp"
     for d in (workdir, tmp, log_dir):
         d.mkdir(parents=True, exist_ok=True)
-    (workdir / KEY_FILE).unlink(missing_ok=True)
-    config = write_config(workdir, model_store, ports, log_dir, token_auth)
+    for stale in (KEY_FILE, INFERENCE_KEY_FILE):
+        (workdir / stale).unlink(missing_ok=True)
+    config = write_config(workdir, model_store, ports, log_dir, token_auth, token_expiration_min=token_expiration_min)
     names = list(models) if models else sorted(p.stem for p in model_store.glob("*.mar"))
     cmd = [
         str(Path(sys.executable).parent / "torchserve"),
@@ -165,6 +189,24 @@ def start_server(
     ]  # fmt: skip
     if not token_auth:
         cmd.append("--disable-token-auth")
+    process = _spawn(cmd, workdir, log_dir / "torchserve.out", _server_env(tmp, log_dir))
+    (workdir / PID_FILE).write_text(f"{process.pid}\n")
+    server = Server(workdir, ports, process.pid, token_auth, process, log_dir)
+    if token_auth:
+        server.renewer = start_renewer(server)
+    if foreground:
+        atexit.register(stop, server)
+    if wait:
+        try:
+            wait_healthy(server, timeout=timeout, models=names)
+        except BaseException:
+            stop(server)
+            raise
+    return server
+
+
+def _server_env(tmp: Path, log_dir: Path) -> dict[str, str]:
+    """TorchServe's environment: its own TEMP (pid file, sockets), logs in `log_dir`, one thread per worker."""
     env = {
         **os.environ,
         "TEMP": str(tmp),
@@ -176,28 +218,57 @@ def start_server(
         "MKL_NUM_THREADS": "1",
     }
     env.pop("PYTHONPATH", None)  # workers import the code shipped in the archives, not the checkout
-    out = open(log_dir / "torchserve.out", "ab")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(
-        cmd,
-        cwd=workdir,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    out.close()
-    (workdir / PID_FILE).write_text(f"{process.pid}\n")
-    server = Server(workdir, ports, process.pid, token_auth, process, log_dir)
-    if foreground:
-        atexit.register(stop, server)
-    if wait:
-        try:
-            wait_healthy(server, timeout=timeout, models=names)
-        except BaseException:
-            stop(server)
-            raise
-    return server
+    return env
+
+
+def _spawn(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`cmd` in a session of its own (so that stopping it never signals this process), output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def start_renewer(server: Server) -> subprocess.Popen:
+    """The key renewer of `server` (python -m cifarlens_runtime.keys): renews its keys before they expire, keeps
+    its inference_key.json, and ends when the server's launcher process does (or `stop` ends it first)."""
+    import cifarlens_runtime
+
+    cmd = [
+        sys.executable, "-m", RENEWER_MODULE,
+        "--key-file", str(server.key_file),
+        "--config", str(server.workdir / "config.properties"),
+        "--management-url", server.management_url,
+        "--inference-key-file", str(server.inference_key_file),
+        "--pid", str(server.pid),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(cifarlens_runtime.__file__).resolve().parents[1])}
+    log_dir = server.log_dir or server.workdir / "logs"
+    renewer = _spawn(cmd, server.workdir, log_dir / RENEWER_LOG, env)
+    (server.workdir / RENEWER_PID_FILE).write_text(f"{renewer.pid}\n")
+    return renewer
+
+
+def stop_renewer(workdir: Path, renewer: subprocess.Popen | None = None, timeout: float = 10.0) -> None:
+    """End the key renewer recorded in `workdir` (only a process that is one: pids are reused)."""
+    import psutil
+
+    pid_file = workdir / RENEWER_PID_FILE
+    try:
+        pid = renewer.pid if renewer is not None else int(pid_file.read_text().split()[0])
+        proc = psutil.Process(pid)
+        if RENEWER_MODULE in " ".join(proc.cmdline()):
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except psutil.TimeoutExpired:
+                proc.kill()
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    if renewer is not None:
+        renewer.poll()
+    pid_file.unlink(missing_ok=True)
 
 
 def ping(server: Server, timeout: float = 2.0) -> bool:
@@ -292,6 +363,7 @@ def stop(server: Server | None = None, workdir: str | Path = DEFAULT_WORKDIR, ti
     """Stop one server (the given one, or the one recorded in `workdir`): SIGTERM to its process group
     (launcher, JVM and workers), SIGKILL for what is left after `timeout`. False when nothing was running."""
     workdir = server.workdir if server else Path(workdir).resolve()
+    stop_renewer(workdir, server.renewer if server else None)
     pid = server.pid if server else _running_pid(workdir)
     if server is not None and server.process is not None:
         server.process.poll()  # reap an exited launcher so that it no longer counts
@@ -361,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  metrics     {server.metrics_url}/metrics")
     if server.token_auth:
         print(f"  tokens      {server.key_file} (Authorization: Bearer <inference.key>)")
+        every, lifetime = lifetime_text(renewal_period_s() / 60), lifetime_text()
+        print(f"  renewal     every {every} (keys last {lifetime}); log in {args.log_dir}/{RENEWER_LOG}")
     return 0
 
 

@@ -160,6 +160,14 @@ def test_images(stack: Stack) -> None:
     assert max(sizes.values()) < 2.5e9
 
 
+def test_page_holds_the_inference_key_only(stack: Stack) -> None:
+    """The ui container sees the renewer's inference_key.json (the current inference key), not key_file.json."""
+    probe = "import json; print(json.dumps(json.load(open('/srv/ui-keys/inference_key.json'))))"
+    held = json.loads(stack.run("exec", "-T", "ui", "python", "-c", probe).stdout)
+    assert list(held) == ["inference"] and held["inference"]["key"] == stack.keys()["inference"]
+    assert stack.run("exec", "-T", "ui", "test", "-e", "/srv/ts/key_file.json", check=False).returncode != 0
+
+
 def test_nothing_written_outside_named_volumes(stack: Stack) -> None:
     """Read-only root file systems; the only writable mount is the named volume; bind mounts are read-only."""
     for svc in ("torchserve", "ui"):

@@ -40,8 +40,21 @@ def test_compose_config_accepts_the_file() -> None:
     assert ui["depends_on"]["torchserve"]["condition"] == "service_healthy"
     assert "healthcheck.py" in " ".join(ts["healthcheck"]["test"])
     mounts = " ".join(str(v) for v in ts["volumes"])
-    assert "/srv/model_store" in mounts and "/srv/ts" in mounts
-    assert ui["environment"]["CIFARLENS_KEY_FILE"].startswith("/srv/ts/")
+    assert "/srv/model_store" in mounts and "/srv/ts" in mounts and "/srv/ui-keys" in mounts
+    # The page gets the inference key only: the renewer's inference_key.json, never the volume of key_file.json.
+    ui_mounts = dict(_mount(v) for v in ui["volumes"])
+    assert "/srv/ts" not in ui_mounts and "ts-keys" not in " ".join(map(str, ui["volumes"])), ui["volumes"]
+    assert ui_mounts["/srv/ui-keys"] == ui_mounts["/srv/model_store"] == "ro", ui["volumes"]
+    assert ui["environment"]["CIFARLENS_KEY_FILE"] == "/srv/ui-keys/inference_key.json"
+    assert ui["environment"]["CIFARLENS_MODEL_STORE"] == "/srv/model_store"  # the nets' names, from the archives
+
+
+def _mount(volume: str | dict) -> tuple[str, str]:
+    """(target, "ro" or "rw") of a service volume in either form `compose config` prints (v1 strings, v2 dicts)."""
+    if isinstance(volume, dict):
+        return volume["target"], "ro" if volume.get("read_only") else "rw"
+    parts = volume.split(":")
+    return parts[1], parts[2] if len(parts) > 2 else "rw"
 
 
 def test_compose_files_exist_and_are_consistent() -> None:
@@ -56,3 +69,6 @@ def test_compose_files_exist_and_are_consistent() -> None:
     props = (REPO / "serving" / "config.properties").read_text()
     assert "disable_token_authorization=false" in props
     assert "/srv/ts/key_file.json" in (REPO / "docker" / "healthcheck.py").read_text()
+    # The entrypoint starts the key renewer beside TorchServe, writing the page's inference-only key file.
+    entrypoint = (REPO / "docker" / "torchserve-entrypoint.sh").read_text()
+    assert "-m cifarlens_runtime.keys" in entrypoint and "/srv/ui-keys/inference_key.json" in entrypoint
