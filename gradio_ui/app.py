@@ -23,6 +23,15 @@ from cifarlens_runtime.preprocess import resize
 from cifarlens_runtime.responses import decode_activations
 from gradio_ui.client import Backend, BackendError
 from gradio_ui.examples import Example
+from gradio_ui.uploads import (
+    CACHE_MAX_AGE_S,
+    CACHE_SWEEP_S,
+    MAX_UPLOAD_BYTES,
+    ImageFiles,
+    PageImage,
+    UploadError,
+    page_image,
+)
 
 # Nets shown side by side (the project trains three); the names in the columns come from the server.
 NUM_SLOTS = 3
@@ -51,10 +60,20 @@ CSS = """
 
 
 def image_bytes(image: Image.Image) -> bytes:
-    """PNG bytes of the input image, the body sent to the server (lossless, so both backends see the same pixels)."""
+    """PNG bytes of a picture the page made itself (lossless, so both backends see the same pixels)."""
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _body(image: Image.Image | PageImage) -> bytes:
+    """What is sent to the nets: an uploaded file's own bytes (see gradio_ui.uploads), or a picture as PNG."""
+    return image.body if isinstance(image, PageImage) else image_bytes(image)
+
+
+def _shown(image: Image.Image | PageImage) -> Image.Image:
+    """The upright RGB picture drawn under maps."""
+    return image.shown if isinstance(image, PageImage) else image.convert("RGB")
 
 
 def percent(x: Any) -> str:
@@ -190,7 +209,7 @@ def net_markdown(
 
 
 def predict_all(
-    backend: Backend, image: Image.Image | None, true_label: str | None, slots: int = NUM_SLOTS
+    backend: Backend, image: Image.Image | PageImage | None, true_label: str | None, slots: int = NUM_SLOTS
 ) -> tuple[str, list[str], list[dict[str, float] | None], list[str]]:
     """Ask every net for its top-5: the status line, then per slot the net's name, its Label value and its panel."""
     names = [f"net {i + 1}" for i in range(slots)]
@@ -201,7 +220,7 @@ def predict_all(
     models, error = model_names(backend)
     if error:
         return f"⚠ {error}", names, labels, panels
-    body_bytes = image_bytes(image)
+    body_bytes = _body(image)
     failures, first_error = 0, ""
     for i, model in enumerate(models[:slots]):
         names[i] = model
@@ -245,7 +264,7 @@ def layer_choices(backend: Backend, model: str | None) -> tuple[list[tuple[str, 
 
 
 def fetch_feature_maps(
-    backend: Backend, image: Image.Image | None, model: str | None, layer: str | None
+    backend: Backend, image: Image.Image | PageImage | None, model: str | None, layer: str | None
 ) -> tuple[np.ndarray | None, str]:
     """The (C, H, W) activations of `layer` for the image, and a line with the shape and the top prediction."""
     if image is None:
@@ -254,7 +273,7 @@ def fetch_feature_maps(
         return None, "Choose a net and a layer."
     start = time.perf_counter()
     try:
-        body = backend.feature_maps(model, layer, image_bytes(image))
+        body = backend.feature_maps(model, layer, _body(image))
         act = decode_activations(body)
     except BackendError as exc:
         return None, f"⚠ {exc}"
@@ -314,7 +333,10 @@ def stats_plot(act: np.ndarray) -> Image.Image:
 
 
 def render_feature_maps(
-    act: np.ndarray | None, image: Image.Image | None, channels: int = DEFAULT_CHANNELS, cmap: str = "viridis"
+    act: np.ndarray | None,
+    image: Image.Image | PageImage | None,
+    channels: int = DEFAULT_CHANNELS,
+    cmap: str = "viridis",
 ) -> tuple[Image.Image | None, Image.Image | None, list[list[float | int]], Image.Image | None]:
     """Grid of the strongest `channels` channels, mean activation over the input, statistics table and plot.
 
@@ -325,7 +347,7 @@ def render_feature_maps(
     grid = channel_grid(act, max_channels=int(channels), tile=48, cmap=cmap, sort=True)
     overlay = None
     if image is not None:
-        base = resize(image.convert("RGB")).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
+        base = resize(_shown(image)).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
         overlay = mean_overlay(base, act)
     return grid, overlay, channel_stats(act), stats_plot(act)
 
@@ -334,7 +356,11 @@ def render_feature_maps(
 
 
 def explain_all(
-    backend: Backend, image: Image.Image | None, target: str | None, method: str | None, slots: int = NUM_SLOTS
+    backend: Backend,
+    image: Image.Image | PageImage | None,
+    target: str | None,
+    method: str | None,
+    slots: int = NUM_SLOTS,
 ) -> tuple[str, list[dict[str, Any] | None], list[str]]:
     """Ask every net for its class activation map of the image: the status line, then per slot the answer
     (None on failure) and its panel. `target` is a class name or TOP1_CHOICE/None for each net's own top-1."""
@@ -347,7 +373,7 @@ def explain_all(
         return f"⚠ {error}", bodies, panels
     method = method if method in METHODS else DEFAULT_METHOD
     wanted = None if target in (None, "", TOP1_CHOICE) or method == "eigencam" else target
-    body_bytes = image_bytes(image)
+    body_bytes = _body(image)
     failures = 0
     for i, model in enumerate(models[:slots]):
         start = time.perf_counter()
@@ -389,29 +415,30 @@ def cam_markdown(body: dict[str, Any], latency_ms: float) -> str:
 
 
 def render_cams(
-    bodies: Sequence[dict[str, Any] | None] | None, image: Image.Image | None, opacity: float = DEFAULT_OPACITY
+    bodies: Sequence[dict[str, Any] | None] | None,
+    image: Image.Image | PageImage | None,
+    opacity: float = DEFAULT_OPACITY,
 ) -> list[Image.Image | None]:
     """Each answer's map over the input image (locally, so the opacity slider needs no request)."""
     bodies = list(bodies or [None] * NUM_SLOTS)
     if image is None:
         return [None] * len(bodies)
-    base = resize(image.convert("RGB")).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
+    base = resize(_shown(image)).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
     return [None if b is None else heat_overlay(base, np.asarray(b["cam"], dtype=np.float32), opacity) for b in bodies]
 
 
 # --- the named API (gradio_client): typed functions over the backend, errors as gr.Error ---
 
 
-def api_functions(backend: Backend) -> dict[str, Any]:
-    """`/predict`, `/feature_maps` and `/cam`: the REST answers of the backend, for an uploaded image file."""
+def api_functions(backend: Backend, files: ImageFiles) -> dict[str, Any]:
+    """`/predict`, `/feature_maps` and `/cam`: the REST answers of the backend, for an image uploaded to the page
+    (or one of its gallery's); names are checked by the backend before they go into a URL."""
 
     def _read(image: Any) -> bytes:
-        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", image)
         try:
-            with open(path, "rb") as f:
-                return f.read()
-        except (OSError, TypeError) as exc:
-            raise gr.Error(f"cannot read the image: {exc}") from None
+            return page_image(image, files).body
+        except UploadError as exc:
+            raise gr.Error(str(exc)) from None
 
     def _call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -420,18 +447,16 @@ def api_functions(backend: Backend) -> dict[str, Any]:
             raise gr.Error(str(exc)) from None
 
     def predict(image: FileData, model: str) -> dict[str, Any]:
-        """The top-5 classes of one net for an image (JPEG or PNG)."""
+        """The top-5 classes of one net for an image (JPEG, PNG, WebP, GIF or BMP)."""
         return _call(backend.predict, model, _read(image))
 
     def feature_maps(image: FileData, model: str, layer: str) -> dict[str, Any]:
         """One layer's activations (base64 float16, with their shape) and the top-5 of one net."""
         return _call(backend.feature_maps, model, layer, _read(image))
 
-    def cam(
-        image: FileData, model: str, layer: str = "", class_name: str = "", method: str = DEFAULT_METHOD
-    ) -> dict[str, Any]:
-        """A class activation map in [0, 1] (layer resolution and 32x32): by default Grad-CAM of the top-1 class
-        at the net's last layer of at least 8x8; `class_name` a class name or index, `method` gradcam or eigencam."""
+    def cam(image: FileData, model: str, layer: str = "", class_name: str = "", method: str = "") -> dict[str, Any]:
+        """A class activation map in [0, 1] (layer resolution and 32x32). Empty layer, class or method: the net's
+        defaults (the top-1 class); `class_name` a class name (any case) or one digit 0-9."""
         return _call(backend.cam, model, _read(image), layer=layer or None, target=class_name or None, method=method)
 
     return {"predict": predict, "feature_maps": feature_maps, "cam": cam}
@@ -443,7 +468,11 @@ def api_functions(backend: Backend) -> dict[str, Any]:
 def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str = "") -> Any:
     """The Blocks of the page; launch it with `launch`."""
     examples = list(examples)
-    with gr.Blocks(title="cifarlens: inside three CIFAR-10 nets") as demo:
+    with gr.Blocks(
+        title="cifarlens: inside three CIFAR-10 nets", delete_cache=(CACHE_SWEEP_S, CACHE_MAX_AGE_S)
+    ) as demo:
+        # The only files callbacks and the named API read: those Gradio took in or wrote in this process.
+        files = ImageFiles(lambda: demo.temp_file_sets)
         gr.Markdown("# cifarlens: inside three CIFAR-10 nets")
         status = gr.Markdown(elem_id="status")
         banner = gr.Markdown(elem_id="training-banner")
@@ -452,11 +481,13 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
 
         with gr.Row():
             with gr.Column(scale=1):
+                # A path, so that the upload's own bytes reach the nets (see gradio_ui.uploads); format: what
+                # Gradio saves a pasted or gallery picture as.
                 image = gr.Image(
-                    label="Input image (upload or paste)",
-                    type="pil",
+                    label=f"Input image (upload or paste; up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB)",
+                    type="filepath",
                     format="png",
-                    image_mode="RGB",
+                    image_mode=None,
                     sources=["upload", "clipboard"],
                     height=220,
                     elem_id="input-image",
@@ -565,9 +596,20 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
             text, warn, names, first = on_load(backend)
             return text, warn, gr.Dropdown(choices=names, value=current if current in names else first)
 
-        def _predict(img: Image.Image | None, truth_label: str | None) -> tuple[Any, ...]:
-            text, names, values, infos = predict_all(backend, img, truth_label)
-            return (text, *(gr.Label(value=v, label=n) for v, n in zip(values, names, strict=True)), *infos)
+        def _picture(value: Any) -> tuple[PageImage | None, str | None]:
+            """The page's image for a path the page offers, or the reason in words."""
+            if value is None:
+                return None, None
+            try:
+                return page_image(value, files), None
+            except UploadError as exc:
+                return None, f"⚠ {exc}"
+
+        def _predict(img: Any, truth_label: str | None) -> tuple[Any, ...]:
+            pic, error = _picture(img)
+            text, names, values, infos = predict_all(backend, pic, truth_label)
+            labelled = (gr.Label(value=v, label=n) for v, n in zip(values, names, strict=True))
+            return (error or text, *labelled, *infos)
 
         def _select(evt: gr.SelectData) -> tuple[Any, ...]:
             return select_example(examples, evt.index)
@@ -579,21 +621,24 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
             choices, value, text = layer_choices(backend, model)
             return gr.Dropdown(choices=choices, value=value), text
 
-        def _features(img: Image.Image | None, model: str | None, name: str | None, n: int, cm: str) -> tuple:
-            act, text = fetch_feature_maps(backend, img, model, name)
-            return (act, text, *render_feature_maps(act, img, n, cm))
+        def _features(img: Any, model: str | None, name: str | None, n: int, cm: str) -> tuple:
+            pic, error = _picture(img)
+            act, text = fetch_feature_maps(backend, pic, model, name)
+            return (act, error or text, *render_feature_maps(act, pic, n, cm))
 
-        def _rerender(act: np.ndarray | None, img: Image.Image | None, n: int, cm: str) -> tuple:
-            return render_feature_maps(act, img, n, cm)
+        def _rerender(act: np.ndarray | None, img: Any, n: int, cm: str) -> tuple:
+            return render_feature_maps(act, _picture(img)[0], n, cm)
 
-        def _cams(img: Image.Image | None, target: str | None, method: str | None, alpha: float) -> tuple:
+        def _cams(img: Any, target: str | None, method: str | None, alpha: float) -> tuple:
+            img, error = _picture(img)
             text, bodies, infos = explain_all(backend, img, target, method)
+            text = error or text
             named = [gr.Image(value=im, label=(b or {}).get("model", f"net {i + 1}")) for i, (im, b) in
                      enumerate(zip(render_cams(bodies, img, alpha), bodies, strict=True))]  # fmt: skip
             return (text, bodies, *named, *infos)
 
-        def _recolour(bodies: list | None, img: Image.Image | None, alpha: float) -> list:
-            return render_cams(bodies, img, alpha)
+        def _recolour(bodies: list | None, img: Any, alpha: float) -> list:
+            return render_cams(bodies, _picture(img)[0], alpha)
 
         predict_outputs = [status, *labels, *panels]
         fm_outputs = [activations, fm_info, grid, overlay, stats, plot]
@@ -626,7 +671,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
         cam_method.input(_cams, inputs=cam_inputs, outputs=cam_outputs, **private)
         cam_opacity.release(_recolour, inputs=[cam_bodies, image, cam_opacity], outputs=cam_images, **private)
 
-        for name, fn in api_functions(backend).items():
+        for name, fn in api_functions(backend, files).items():
             gr.api(fn, api_name=name)
     return demo
 
@@ -640,6 +685,7 @@ def launch(demo: Any, host: str = HOST, port: int = UI_PORT, block: bool = True)
         ssr_mode=False,
         css=CSS,
         prevent_thread_lock=not block,
+        max_file_size=MAX_UPLOAD_BYTES,
         footer_links=["api"],
         quiet=True,
     )

@@ -17,9 +17,11 @@ from urllib.parse import quote
 
 import requests
 
+from cifarlens_runtime.cam import METHODS, class_index
 from cifarlens_runtime.constants import (
     ARCHIVE_VERSION,
     CLASS_PARAM,
+    CLASSES,
     DEFAULT_BACKEND,
     DEFAULT_WORKDIR,
     EXPLANATIONS_ROUTE,
@@ -89,6 +91,32 @@ def _cam_fields(layer: str | None, target: str | None, method: str | None) -> di
     return {k: v for k, v in fields.items() if v}
 
 
+def checked(kind: str, value: str, allowed: Sequence[str], owner: str) -> str:
+    """`value` if it is one of `allowed`, else a BackendError (404) that names the choices.
+
+    Every name a caller gives (net, layer) is checked against what the server lists before it goes into a URL:
+    '../ping' or 'se_net/1.0/feature_maps/se1' must not reach other routes.
+    """
+    if value not in allowed:
+        raise BackendError(f"unknown {kind} '{value}': {owner} {', '.join(allowed) or 'nothing'}", status=404)
+    return value
+
+
+def cam_choices(target: str | None, method: str | None) -> tuple[str | None, str | None]:
+    """The class (its name) and method of a CAM request, checked; empty means the server's default.
+
+    Classes and methods match case-insensitively after trimming whitespace (" DOG ", "GradCAM").
+    """
+    try:
+        index = class_index(target)
+    except ValueError as exc:
+        raise BackendError(str(exc), status=400) from None
+    name = (method or "").strip().lower() or None
+    if name is not None and name not in METHODS:
+        raise BackendError(f"unknown method '{method}': use one of {', '.join(METHODS)}", status=400)
+    return (None if index is None else CLASSES[index]), name
+
+
 def read_key_file(path: str | Path) -> dict[str, str]:
     """{'inference': key, 'management': key, ...} from TorchServe's key_file.json, or a BackendError for the page."""
     try:
@@ -132,6 +160,7 @@ class TorchServeBackend:
         # Names to offer when only an inference key is known (the management API lists models).
         self.known_models = sorted(known_models)
         self._listings: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._served: tuple[float, list[str]] | None = None
 
     @property
     def location(self) -> str:
@@ -204,9 +233,21 @@ class TorchServeBackend:
             raise BackendError(f"{url} answered {resp.status_code} with a body that is not JSON") from None
 
     def _prediction_url(self, model: str, suffix: str | None = None) -> str:
+        model = quote(self._model(model), safe="")
         if suffix is None:
             return f"{self.url}/predictions/{model}"
         return f"{self.url}/predictions/{model}/{self.version}/{suffix}"
+
+    def _model(self, model: str) -> str:
+        """`model` if the server serves it (its list is kept LISTING_TTL_S, re-read once for a name not in it)."""
+        now = time.monotonic()
+        if self._served is None or now - self._served[0] >= LISTING_TTL_S or model not in self._served[1]:
+            self._served = (now, self.models())
+        return checked("net", model, self._served[1], "this server serves")
+
+    def _layer(self, model: str, layer: str) -> str:
+        """`layer` if `model` lists it."""
+        return checked("layer", layer, [d["name"] for d in self.listing(model).get("layers", [])], f"{model} has")
 
     # --- API ---
 
@@ -231,7 +272,7 @@ class TorchServeBackend:
         cached = self._listings.get(model)
         if cached and now - cached[0] < LISTING_TTL_S:
             return cached[1]
-        url = self._prediction_url(model, FEATURE_ROUTE)
+        url = self._prediction_url(model, FEATURE_ROUTE)  # checks the name
         body = self._request("POST", url, "inference", data=b"", headers={"Content-Type": OCTET_STREAM})
         self._listings[model] = (now, body)
         return body
@@ -241,7 +282,7 @@ class TorchServeBackend:
 
     def feature_maps(self, model: str, layer: str, image: bytes) -> dict[str, Any]:
         """The layer goes in the path: TorchServe 0.12 drops the query string before the handler."""
-        url = self._prediction_url(model, f"{FEATURE_ROUTE}/{quote(layer, safe='')}")
+        url = self._prediction_url(model, f"{FEATURE_ROUTE}/{quote(self._layer(model, layer), safe='')}")
         return self._request("POST", url, "inference", data=image, headers=_image_type(image))
 
     def cam(
@@ -254,9 +295,11 @@ class TorchServeBackend:
     ) -> dict[str, Any]:
         """A class activation map from TorchServe's explanations API: the image and the choices as form fields."""
         mime = _image_type(image)["Content-Type"]
+        target, method = cam_choices(target, method)
+        layer = self._layer(model, layer) if layer else None
         return self._request(
             "POST",
-            f"{self.url}/{EXPLANATIONS_ROUTE}/{model}",
+            f"{self.url}/{EXPLANATIONS_ROUTE}/{quote(self._model(model), safe='')}",
             "inference",
             files={"data": ("image", image, mime)},
             data=_cam_fields(layer, target, method),
@@ -335,6 +378,7 @@ class LocalBackend:
 
     def _predictor(self, model: str) -> Any:
         if model not in self._predictors:
+            checked("net", model, self.models(), "this page serves")
             from cifarlens_runtime.predictor import Predictor
 
             try:

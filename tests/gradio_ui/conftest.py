@@ -59,3 +59,18 @@ def launched(backend: Any, gallery: list | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def phone_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-megapixel JPEG (4032x3024) like a phone's, about 3 MB: a smooth scene with sensor-like noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(12)
+    ramp = np.linspace(0, 200, 4032, dtype=np.float32)
+    scene = np.add.outer(ramp[:3024] * 0.4, ramp * 0.6)[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
+    pixels = (scene + rng.normal(0, 6, (3024, 4032, 3))).clip(0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("phone") / "IMG_0001.jpg"
+    Image.fromarray(pixels).save(path, format="JPEG", quality=85)
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -57,7 +58,9 @@ def test_local_errors_are_backend_errors(local_backend: LocalBackend, ui_artifac
     assert exc.value.status == 400
     with pytest.raises(BackendError, match="make export"):
         LocalBackend(ui_artifacts / "missing").models()
-    with pytest.raises(BackendError, match="cannot load"):
+    with pytest.raises(
+        BackendError, match="unknown net 'no_such_net': this page serves inception_net, plain_cnn, se_net"
+    ):
         local_backend.predict("no_such_net", image_bytes(_red()))
 
 
@@ -102,11 +105,11 @@ class _Fake(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
+        body = self.rfile.read(length)
         self.seen.append(("POST", self.path, self.headers.get("Authorization")))
         if not self._authorised("inference"):
             return
-        if "boom" in self.path:
+        if body == b"boom":
             self._send(503, responses.error_body("model is not ready", 503))
         elif self.path.startswith("/predictions/plain_cnn/1.0/feature_maps"):
             self._send(200, {"model": "plain_cnn", "layers": [{"name": "conv1", "shape": [8, 32, 32]}]})
@@ -172,14 +175,38 @@ def test_rest_error_body_is_reported(fake_server) -> None:
     url, key_file = fake_server
     backend = TorchServeBackend(url, management_url=url, key_file=key_file, timeout=5)
     with pytest.raises(BackendError, match="503: model is not ready"):
-        backend.predict("boom", b"png")
+        backend.predict("se_net", b"boom")
+
+
+@pytest.mark.parametrize("name", ["../ping", "../api-description", "se_net/1.0/feature_maps/se1", "SE_NET", ""])
+def test_rest_names_are_checked_before_a_url_is_built(fake_server, name: str) -> None:
+    """A net the server does not list never reaches a URL: the refusal names the served nets."""
+    url, key_file = fake_server
+    backend = TorchServeBackend(url, management_url=url, key_file=key_file, timeout=5)
+    for call in (
+        lambda: backend.predict(name, b"png"),
+        lambda: backend.feature_maps(name, "conv1", b"png"),
+        lambda: backend.cam(name, b"png"),
+        lambda: backend.listing(name),
+    ):
+        with pytest.raises(BackendError, match=f"unknown net '{re.escape(name)}': this server serves inception_net"):
+            call()
+    assert not [p for m, p, _ in _Fake.seen if m == "POST"]
+    with pytest.raises(BackendError, match="unknown layer '../../ping': plain_cnn has conv1"):
+        backend.feature_maps("plain_cnn", "../../ping", b"png")
+    with pytest.raises(BackendError, match="unknown class '³'"):
+        backend.cam("plain_cnn", b"png", target="³")
+    with pytest.raises(BackendError, match="unknown method 'lime'"):
+        backend.cam("plain_cnn", b"png", method="lime")
 
 
 def test_rest_inference_token_only_falls_back_to_known_models(fake_server) -> None:
     url, _ = fake_server
     backend = TorchServeBackend(url, management_url=url, token="inf-1", timeout=5, known_models=["se_net", "a"])
     assert backend.models() == ["a", "se_net"]
-    assert backend.predict("plain_cnn", b"png")["model"] == "plain_cnn"
+    assert backend.predict("se_net", b"png")["model"] == "se_net"
+    with pytest.raises(BackendError, match="unknown net 'plain_cnn': this server serves a, se_net"):
+        backend.predict("plain_cnn", b"png")
     with pytest.raises(BackendError, match="refused the management token"):  # nothing known: the refusal shows
         TorchServeBackend(url, management_url=url, token="inf-1", timeout=5).models()
 
