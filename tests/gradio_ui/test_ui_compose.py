@@ -47,6 +47,8 @@ def test_compose_config_accepts_the_file() -> None:
     assert ui_mounts["/srv/ui-keys"] == ui_mounts["/srv/model_store"] == "ro", ui["volumes"]
     assert ui["environment"]["CIFARLENS_KEY_FILE"] == "/srv/ui-keys/inference_key.json"
     assert ui["environment"]["CIFARLENS_MODEL_STORE"] == "/srv/model_store"  # the nets' names, from the archives
+    # Uploads sit in the page's tmpfs (RAM): its size is bounded.
+    assert any(str(t).replace(" ", "").startswith("/tmp:size=") for t in ui["tmpfs"]), ui["tmpfs"]
 
 
 def _mount(volume: str | dict) -> tuple[str, str]:
