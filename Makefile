@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 DATA_DIR ?=
 DEVICE ?= auto
-PROFILE ?= full
+PROFILE ?= auto
 
 export PYTHONUNBUFFERED := 1
 
@@ -31,6 +31,8 @@ lint: install
 
 # --- training (issue 2) ---
 # DATA_DIR empty: torchvision downloads CIFAR-10 into data/; else an ImageFolder root (train/, test/).
+# PROFILE=auto (default): full on a CUDA device, else cpu, decided by training.config.resolve_profile and printed;
+#   PROFILE=full|cpu|smoke|finetune picks one. TRAIN_ARGS=--dry-run prints each net's config and trains nothing.
 TRAIN_ARGS ?=
 DATA_ARG = $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
@@ -102,7 +104,8 @@ stop: install
 # make ui [UI_BACKEND=torchserve|local] [UI_HOST=127.0.0.1] [UI_PORT=7860]: the Gradio inspection page, in front
 #   of `make serve` (URL and token from CIFARLENS_URL / CIFARLENS_TOKEN / CIFARLENS_KEY_FILE, else the ports
 #   above and <SERVE_WORKDIR>/key_file.json) or, with UI_BACKEND=local, ONNX Runtime in process.
-# make demo: on a fresh clone, checkpoints (runs/, else committed weights/, else `make train-all PROFILE=smoke`)
+# make demo: on a fresh clone, checkpoints (per net: runs/ when its recorded test accuracy beats committed
+#   weights/'s, else weights/; neither: `make train-all PROFILE=smoke`; one line per net says which and why)
 #   -> export -> archive -> serve -> the page; prints both URLs; Ctrl-C stops both.
 UI_BACKEND ?= torchserve
 UI_HOST ?=

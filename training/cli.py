@@ -7,29 +7,96 @@ import json
 import sys
 from pathlib import Path
 
-from training.config import PROFILES, add_config_arguments, config_from_args
+from training.config import (
+    AUTO,
+    AUTO_OTHER,
+    AUTO_PROFILES,
+    PROFILES,
+    TrainConfig,
+    add_config_arguments,
+    config_from_args,
+    resolve_profile,
+)
 from training.data import DataError
 from training.models import list_models
 
 
+def planned_configs(args: argparse.Namespace, models: list[str]) -> tuple[list[TrainConfig], str, str]:
+    """Each net's config for `args`, the profile's name and how it is shown (`cpu (auto: no CUDA device)`).
+
+    A real run and `--dry-run` both come through here, so a dry run shows what the run would use.
+    """
+    from training.device import resolve_device
+
+    device_option = args.device if args.device is not None else TrainConfig.device
+    profile, shown = resolve_profile(args.profile, resolve_device(device_option).type, device_option)
+    return [config_from_args(args, m, profile) for m in models], profile, shown
+
+
+def describe_config(cfg: TrainConfig) -> list[str]:
+    """What a run of `cfg` would use, one fact a line; reads no data and writes nothing."""
+    from training.device import describe_device, precision, resolve_device
+
+    device = resolve_device(cfg.device)
+    if cfg.time_budget:
+        budget = f"{cfg.time_budget:.0f} s (steps sized from the throughput measured at the start)"
+    elif cfg.total_steps:
+        budget = f"{cfg.total_steps} steps"
+    else:
+        each = f", at most {cfg.max_steps_per_epoch} steps each" if cfg.max_steps_per_epoch else ""
+        budget = f"{cfg.epochs} epoch{'s' if cfg.epochs > 1 else ''}{each}"
+    subset = [f"{n} {split} images per class" for n, split in ((cfg.per_class, "train"), (cfg.test_per_class, "test"))
+              if n]  # fmt: skip
+    data = (cfg.data_dir or "torchvision download into data/") + (f" ({', '.join(subset)})" if subset else "")
+    chunks = f" in {cfg.accumulate} chunks" if cfg.accumulate > 1 else ""
+    return [
+        f"device: {describe_device(device, cfg.threads)}",
+        f"precision: {precision(device, cfg.amp)}",
+        f"batch: {cfg.batch_size}{chunks} (eval {cfg.eval_batch_size})",
+        f"lr: {cfg.lr:g} ({cfg.optimizer}, {cfg.schedule} schedule, x{cfg.norm_bias_lr_scale:g} on biases and "
+        f"norm weights, weight decay {cfg.weight_decay:g})",
+        f"budget: {budget}",
+        f"augmentation: {cfg.augment} (shift {cfg.translate} px, flip {cfg.flip}, cutout {cfg.cutout or 'none'})",
+        f"data: {data}",
+        f"out: {Path(cfg.out_dir) / cfg.name} (not written)",
+    ]
+
+
+def print_plan(configs: list[TrainConfig], shown_profile: str) -> int:
+    """`--dry-run`: each net's resolved config, then exit without training."""
+    for cfg in configs:
+        kwargs = f" {json.dumps(cfg.model_kwargs)}" if cfg.model_kwargs else ""
+        print(f"=== {cfg.model}{kwargs} (dry run) ===")
+        print(f"profile: {shown_profile}")
+        print("\n".join(describe_config(cfg)))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    (cfg,), _, shown = planned_configs(args, [args.model])
+    if args.dry_run:
+        return print_plan([cfg], shown)
     from training.trainer import fit
 
-    fit(config_from_args(args, args.model, args.profile))
+    print(f"profile: {shown}")
+    fit(cfg)
     return 0
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
     import time
 
+    models = args.models or list_models()
+    configs, profile, shown = planned_configs(args, models)
+    if args.dry_run:
+        return print_plan(configs, shown)
     from training.report import write_report, write_summary
     from training.trainer import fit
 
     start = time.perf_counter()
-    models = args.models or list_models()
-    configs = [config_from_args(args, m, args.profile) for m in models]
+    print(f"profile: {shown}")
     for cfg in configs:
-        print(f"\n=== {cfg.model} ({args.profile}) ===")
+        print(f"\n=== {cfg.model} ({profile}) ===")
         fit(cfg)
     runs = Path(configs[0].out_dir)
     report = write_report(runs, models)
@@ -153,20 +220,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """--profile, --dry-run and every TrainConfig option: what `train` and `train-all` share."""
+    by_device = ", ".join(f"{name} on {kind.upper()}" for kind, name in AUTO_PROFILES.items())
+    p.add_argument("--profile", default=AUTO, choices=(AUTO, *PROFILES),
+                   help=f"recipe the options override (default {AUTO}: {by_device}, else {AUTO_OTHER})")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each net's resolved config (profile, device, precision, batch, lr, budget, "
+                   "augmentation) and exit: nothing is trained, read or written")  # fmt: skip
+    add_config_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one net")
     p.add_argument("--model", required=True, choices=list_models())
-    p.add_argument("--profile", default="full", choices=PROFILES, help="recipe the options override")
-    add_config_arguments(p)
+    _add_plan_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-all", help="train every net with its recipe, then write runs/report.md")
-    p.add_argument("--profile", default="full", choices=PROFILES)
     p.add_argument("--models", nargs="+", choices=list_models())
-    add_config_arguments(p)
+    _add_plan_arguments(p)
     p.set_defaults(func=cmd_train_all)
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")

@@ -13,6 +13,11 @@ from typing import Any
 from training.constants import DEFAULT_SEED
 
 PROFILES = ("full", "cpu", "finetune", "smoke")
+# `--profile auto` (the default): the recipe made for the device the run will use, by device type; any other
+# device (a CPU, MPS) gets AUTO_OTHER.
+AUTO = "auto"
+AUTO_PROFILES = {"cuda": "full"}
+AUTO_OTHER = "cpu"
 # Profiles that refine a trained net: they need `init_from`.
 WARM_START_PROFILES = ("finetune",)
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -131,6 +136,21 @@ def recipe(model: str, profile: str = "full", **overrides: Any) -> TrainConfig:
     if profile in WARM_START_PROFILES and not cfg.init_from:
         raise ValueError(f"profile {profile!r} refines a trained net: pass --init-from CHECKPOINT")
     return cfg
+
+
+def resolve_profile(profile: str, device_type: str, device_option: str = "auto") -> tuple[str, str]:
+    """The profile a run uses, and how to show it: `auto` follows the device, so a CPU does not get a
+    GPU-sized recipe. `device_type` is the resolved device's type; `device_option` what --device said."""
+    if profile != AUTO:
+        return profile, profile
+    name = AUTO_PROFILES.get(device_type, AUTO_OTHER)
+    if device_type == "cuda":
+        why = "CUDA device"
+    elif device_option == AUTO:
+        why = "no CUDA device"
+    else:
+        why = f"--device {device_option}"
+    return name, f"{name} ({AUTO}: {why})"
 
 
 def _base_type(tp: Any) -> Any:

@@ -72,9 +72,10 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
-def describe_device(device: torch.device) -> str:
-    """A human description of where a run happened, stored with its metrics."""
+def describe_device(device: torch.device, threads: int = 0) -> str:
+    """A human description of where a run happened, stored with its metrics; `threads` (0: torch's
+    current count) lets a dry run show the count a run would set."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     bf16 = cpu_bf16() or "no native bf16"
-    return f"cpu ({cpu_model()}, {cpu_isa()}, {bf16}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {cpu_isa()}, {bf16}, {threads or torch.get_num_threads()} threads)"

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import PROFILES, RECIPES, WARM_START_PROFILES, recipe
+from training.config import (
+    AUTO_OTHER,
+    AUTO_PROFILES,
+    PROFILES,
+    RECIPES,
+    WARM_START_PROFILES,
+    recipe,
+    resolve_profile,
+)
 from training.models import list_models
 
 
@@ -26,3 +34,30 @@ def test_finetune_needs_a_checkpoint_and_a_recipe() -> None:
             recipe(model, "finetune", init_from="x.pt")
     with pytest.raises(ValueError, match="unknown profile"):
         recipe("se_net", "nope")
+
+
+@pytest.mark.parametrize(
+    ("device_type", "device_option", "expected"),
+    [
+        ("cuda", "auto", ("full", "full (auto: CUDA device)")),
+        ("cuda", "cuda:1", ("full", "full (auto: CUDA device)")),
+        ("cpu", "auto", ("cpu", "cpu (auto: no CUDA device)")),
+        ("cpu", "cpu", ("cpu", "cpu (auto: --device cpu)")),
+        ("mps", "mps", ("cpu", "cpu (auto: --device mps)")),
+    ],
+)
+def test_auto_profile_follows_the_device(device_type: str, device_option: str, expected: tuple[str, str]) -> None:
+    assert resolve_profile("auto", device_type, device_option) == expected
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_named_profile_is_kept_on_any_device(profile: str) -> None:
+    for device_type in ("cuda", "cpu"):
+        assert resolve_profile(profile, device_type) == (profile, profile)
+
+
+def test_auto_profiles_are_real_profiles() -> None:
+    """`auto` picks only profiles that train every net from scratch."""
+    for name in (*AUTO_PROFILES.values(), AUTO_OTHER):
+        assert name in PROFILES and name not in WARM_START_PROFILES
+        assert all(recipe(m, name).model == m for m in list_models())

@@ -21,3 +21,9 @@ def test_describe_device_names_the_cpu_and_its_bf16() -> None:
     text = dev.describe_device(torch.device("cpu"))
     assert dev.cpu_model() in text and dev.cpu_isa() in text
     assert (dev.cpu_bf16() or "no native bf16") in text
+
+
+def test_describe_device_shows_the_threads_a_run_sets() -> None:
+    cpu = torch.device("cpu")
+    assert "7 threads" in dev.describe_device(cpu, threads=7)
+    assert f"{torch.get_num_threads()} threads" in dev.describe_device(cpu)
