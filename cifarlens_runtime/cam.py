@@ -1,25 +1,36 @@
 """Class activation maps: which pixels of an image drive a class, at one inspectable layer.
 
-Two methods:
+Four gradient methods, all from one image's (C, H, W) activations A and the class logit's gradient G at them
+(one autograd pass serves them all):
 
-- **Grad-CAM** (Selvaraju et al., 2017), the default: the layer's channels weighted by the mean
-  gradient of the class logit over each channel, summed, rectified. It needs gradients, which ONNX
-  Runtime cannot give, so `GradientModel` runs the exported TorchScript feature model (model.ts, the
-  same graph as the ONNX file, already returning every inspectable activation) with autograd.
-  torch is imported only when a Grad-CAM is asked for (the TorchServe worker has it anyway); the net's
-  training code is never needed. benchmarks/cam.py measures this against Captum's LayerGradCam on the
-  eager net rebuilt from the checkpoint.
+- **Grad-CAM** (Selvaraju et al., 2017): channels weighted by their mean gradient, summed, rectified. The
+  channel means can cancel: where the weighted sum is negative everywhere the map is blank (measured on the
+  shipped InceptionNet at inception4e: 29 % of test images), which is why the others exist.
+- **Grad-CAM++** (Chattopadhay et al., 2018): channel weights from positive gradients only, each cell weighted
+  by alpha = G^2 / (2 G^2 + sum(A) G^3), the closed form for an exp-of-score output with first-order gradients
+  only (as jacobgil's pytorch-grad-cam computes it).
+- **LayerCAM** (Jiang et al., 2021): every cell's activation weighted by its own positive gradient, summed.
+- **HiResCAM** (Draelos & Carin, 2020): the element-wise product G * A summed over channels (no averaging).
+
+The gradients need autograd, which ONNX Runtime cannot give, so `GradientModel` runs the exported TorchScript
+feature model (model.ts, the same graph as the ONNX file, already returning every inspectable activation).
+torch is imported only then (the TorchServe worker has it anyway); the net's training code is never needed.
+tests/cifarlens_runtime/test_cam.py checks each against jacobgil's pytorch-grad-cam (and Grad-CAM against
+Captum) on the eager net rebuilt from the checkpoint.
+
 - **Eigen-CAM** (Muhammad & Yeasin, 2020): the layer's first principal component, from the ONNX Runtime
   activations alone. No gradients and no class: the same map for every class.
 
-Maps are normalised to [0, 1] (divided by their maximum; all zeros when nothing is positive) and come at
-the layer's resolution, plus a bilinear upsampling to the input's 32x32. NumPy and Pillow only at import.
+Maps are normalised to [0, 1] (divided by their maximum; all zeros when nothing is positive: `is_blank`) and
+come at the layer's resolution, plus a bilinear upsampling to the input's 32x32. Each net names its default
+method and layer (metadata.json, from the model file); older artefacts fall back to Grad-CAM at
+`default_layer`. NumPy and Pillow only at import.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +38,13 @@ from PIL import Image
 
 from cifarlens_runtime.constants import CLASSES, IMAGE_SIZE
 
-METHODS: tuple[str, ...] = ("gradcam", "eigencam")
+# The gradient methods (one autograd pass serves them all), then Eigen-CAM.
+GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "layercam", "hirescam")
+METHODS: tuple[str, ...] = (*GRADIENT_METHODS, "eigencam")
+# The method of artefacts whose metadata names none (exported before nets named their own).
 DEFAULT_METHOD = "gradcam"
+# Grad-CAM++'s guard against 0/0 where a gradient is zero, pytorch-grad-cam's value.
+GRADCAMPP_EPS = 1e-6
 # The default layer is the last inspectable one whose map has at least this many pixels a side (a quarter
 # of the input's): coarser maps cannot say where anything is. Measured (benchmarks/results/cam_cpu.md), on a
 # test image in one quadrant of a grey canvas, InceptionNet's 4x4 inception5b puts a third of its Grad-CAM
@@ -75,13 +91,57 @@ def normalize(cam: np.ndarray) -> np.ndarray:
     return cam / peak if peak > 0 else np.zeros_like(cam)
 
 
-def grad_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Grad-CAM of one image: (C, H, W) activations and the class logit's gradient -> (H, W) in [0, 1]."""
+def is_blank(cam: np.ndarray) -> bool:
+    """True when no cell of a map is positive: nothing to show (the page says so in words instead)."""
+    return not bool((np.asarray(cam) > 0).any())
+
+
+def _pair(act: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One image's activations and gradients as floats (see `_floats`), checked to be (C, H, W) of one shape."""
     act, grad = _floats(act), _floats(grad)
     if act.ndim != 3 or act.shape != grad.shape:
         raise ValueError(f"expected (C, H, W) activations and gradients of one shape, got {act.shape}, {grad.shape}")
+    return act, grad
+
+
+def grad_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Grad-CAM of one image: (C, H, W) activations and the class logit's gradient -> (H, W) in [0, 1]."""
+    act, grad = _pair(act, grad)
     weights = grad.mean(axis=(1, 2))
     return normalize(np.tensordot(weights, act, axes=1))
+
+
+def grad_cam_pp(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Grad-CAM++ of one image, first-order form (pytorch-grad-cam's): channel weights sum(relu(G) * alpha) with
+    alpha = G^2 / (2 G^2 + sum_hw(A) G^3 + eps), 0 where G is 0 -> (H, W) in [0, 1]."""
+    act, grad = _pair(act, grad)
+    g2 = grad**2
+    g3 = g2 * grad
+    alpha = g2 / (2 * g2 + act.sum(axis=(1, 2), keepdims=True) * g3 + GRADCAMPP_EPS)
+    alpha = np.where(grad != 0, alpha, 0.0)
+    weights = (np.maximum(grad, 0.0) * alpha).sum(axis=(1, 2))
+    return normalize(np.tensordot(weights, act, axes=1))
+
+
+def layer_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """LayerCAM of one image: sum over channels of relu(G) * A, cell by cell -> (H, W) in [0, 1]."""
+    act, grad = _pair(act, grad)
+    return normalize((np.maximum(grad, 0.0) * act).sum(axis=0))
+
+
+def hires_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """HiResCAM of one image: sum over channels of G * A, cell by cell -> (H, W) in [0, 1]."""
+    act, grad = _pair(act, grad)
+    return normalize((grad * act).sum(axis=0))
+
+
+# Each gradient method's map of one image, by name.
+GRADIENT_CAMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "gradcam": grad_cam,
+    "gradcampp": grad_cam_pp,
+    "layercam": layer_cam,
+    "hirescam": hires_cam,
+}
 
 
 def eigen_cam(act: np.ndarray) -> np.ndarray:
@@ -131,7 +191,7 @@ class GradientModel:
         import torch
 
         if not Path(path).is_file():
-            raise FileNotFoundError(f"{path} not found: Grad-CAM needs the TorchScript export (`make export`)")
+            raise FileNotFoundError(f"{path} not found: gradient CAMs need the TorchScript export (`make export`)")
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         with warnings.catch_warnings():
@@ -153,14 +213,27 @@ class GradientModel:
         A target of None is the image's top-1 class. Images of a batch are independent (eval mode), so one
         backward pass of the summed target logits gives every image's own gradient.
         """
+        logits, acts, grads, chosen = self.every(batch, [layer], targets)
+        return logits, acts[layer], grads[layer], chosen
+
+    def every(
+        self, batch: np.ndarray, layers: Sequence[str], targets: Sequence[int | None]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+        """As `__call__`, for several layers from one forward and one backward pass (benchmarks/cam.py measures
+        every layer so): (logits, {layer: activations}, {layer: gradients}, target indices)."""
         torch = self._torch
-        index = self.layers.index(layer)
+        indices = [self.layers.index(layer) for layer in layers]
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=self.dtype))
         with torch.jit.optimized_execution(False), torch.enable_grad():
             outs = self._module(x)
-            logits, act = outs[0], outs[1 + index]
+            logits, acts = outs[0], [outs[1 + i] for i in indices]
             top1 = logits.detach().argmax(dim=1)
             chosen = torch.tensor([top1[i] if t is None else t for i, t in enumerate(targets)], dtype=torch.long)
             score = logits.gather(1, chosen[:, None]).sum()
-            (grad,) = torch.autograd.grad(score, act)
-        return logits.detach().numpy(), act.detach().numpy(), grad.numpy(), chosen.numpy()
+            grads = torch.autograd.grad(score, acts)
+        return (
+            logits.detach().numpy(),
+            {layer: a.detach().numpy() for layer, a in zip(layers, acts, strict=True)},
+            {layer: g.numpy() for layer, g in zip(layers, grads, strict=True)},
+            chosen.numpy(),
+        )

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, GradientModel, default_layer, eigen_cam, grad_cam
+from cifarlens_runtime.cam import (
+    DEFAULT_METHOD,
+    GRADIENT_CAMS,
+    METHODS,
+    GradientModel,
+    default_layer,
+    eigen_cam,
+)
 from cifarlens_runtime.constants import (
     BACKEND_FILES,
     BACKENDS,
@@ -111,25 +118,35 @@ class Predictor:
         return [outs[self.output_names.index(o)].numpy() for o in outputs]
 
     def gradients(self) -> GradientModel:
-        """The autograd model behind Grad-CAM (model.ts beside the ONNX file), loaded on first use."""
+        """The autograd model behind the gradient CAMs (model.ts beside the ONNX file), loaded on first use."""
         if self._gradients is None:
             self._gradients = GradientModel(self.artifact_dir / TORCHSCRIPT_FILE, self.layers, self.threads)
         return self._gradients
 
     @property
     def cam_layer(self) -> str:
-        """The layer class activation maps use by default (see `cifarlens_runtime.cam.default_layer`)."""
-        return default_layer(self.layer_shapes)
+        """The layer class activation maps use by default: the one the net names (metadata `cam.layer`, chosen by
+        benchmarks/cam.py), else, for artefacts exported before, `cifarlens_runtime.cam.default_layer`'s rule."""
+        named = (self.metadata.get("cam") or {}).get("layer")
+        return named if named in self.layer_shapes else default_layer(self.layer_shapes)
+
+    @property
+    def cam_method(self) -> str:
+        """The method class activation maps use by default: the net's (metadata `cam.method`), else Grad-CAM."""
+        named = (self.metadata.get("cam") or {}).get("method")
+        return named if named in METHODS else DEFAULT_METHOD
 
     def cam(
         self,
         batch: np.ndarray,
-        method: str = DEFAULT_METHOD,
+        method: str | None = None,
         layer: str | None = None,
         targets: Sequence[int | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Class activation maps of a (N, 3, 32, 32) batch: (probabilities (N, K), maps (N, H, W) in [0, 1] at the
-        layer's resolution, class indices (N,)). A target of None is the image's top-1 class; Eigen-CAM takes none."""
+        layer's resolution, class indices (N,)). None for the method or layer: the net's defaults (`cam_method`,
+        `cam_layer`). A target of None is the image's top-1 class; Eigen-CAM takes none."""
+        method = method or self.cam_method
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         layer = layer or self.cam_layer
@@ -137,9 +154,10 @@ class Predictor:
             raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         targets = list(targets) if targets is not None else [None] * len(batch)
-        if method == "gradcam":
+        if method in GRADIENT_CAMS:
             logits, acts, grads, chosen = self.gradients()(batch, layer, targets)
-            return softmax(logits), np.stack([grad_cam(a, g) for a, g in zip(acts, grads, strict=True)]), chosen
+            fn = GRADIENT_CAMS[method]
+            return softmax(logits), np.stack([fn(a, g) for a, g in zip(acts, grads, strict=True)]), chosen
         if any(t is not None for t in targets):
             raise ValueError("eigencam gives the same map for every class: pass no target")
         logits, acts = self.run(batch, [LOGITS_NAME, layer])

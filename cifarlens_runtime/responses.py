@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.cam import upsample
+from cifarlens_runtime.cam import is_blank, upsample
 from cifarlens_runtime.constants import IMAGE_SIZE, TOP_K
 
 # Activations travel as little-endian float16 in C order: half the bytes of float32, enough for display.
@@ -73,7 +73,9 @@ def cam_body(
     classes: Sequence[str],
 ) -> dict[str, Any]:
     """Answer of `POST /explanations/<model>`: a (H, W) class activation map in [0, 1] for class `index`, at the
-    layer's resolution (`cam`) and bilinearly upsampled to the input's size (`cam_upsampled`), 4 decimals."""
+    layer's resolution (`cam`) and bilinearly upsampled to the input's size (`cam_upsampled`), 4 decimals.
+    `blank` is true when no cell is positive (no positive evidence for the class there), so that a client says
+    so instead of drawing an empty overlay."""
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2 or not np.isfinite(cam).all():
         raise ValueError(f"the {method} map of {layer} is not a finite (H, W) array")
@@ -86,6 +88,7 @@ def cam_body(
         "index": int(index),
         "probability": float(np.asarray(probs)[index]),
         "shape": [int(s) for s in cam.shape],
+        "blank": is_blank(cam),
         "cam": _rounded(cam),
         "upsampled_shape": [IMAGE_SIZE, IMAGE_SIZE],
         "cam_upsampled": _rounded(upsample(cam, IMAGE_SIZE)),

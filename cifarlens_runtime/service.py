@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS, class_index
+from cifarlens_runtime.cam import DEFAULT_METHOD, GRADIENT_METHODS, METHODS, class_index
 from cifarlens_runtime.constants import (
     CLASS_PARAM,
     EXPLANATIONS_ROUTE,
@@ -168,9 +168,11 @@ def _error(code: int, message: str) -> Reply:
 
 
 def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
-    """The checked CAM route of an explanations request and its class index (None: the top-1 class)."""
+    """The checked CAM route of an explanations request and its class index (None: the top-1 class). A request
+    that names no method or layer gets the net's defaults (`Predictor.cam_method`, `Predictor.cam_layer`)."""
     route = parse_explain_route(req.route, req.layer, req.target, req.method)
-    method = route.method.strip()
+    asked = req.method or parse_qs(split_route(req.route)[2]).get(METHOD_PARAM)
+    method = route.method.strip() if asked else predictor.cam_method
     if method not in METHODS:
         raise RequestError(400, f"unknown method '{route.method}': use one of {', '.join(METHODS)}")
     layer = route.layer or predictor.cam_layer
@@ -180,8 +182,11 @@ def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
         index = class_index(route.target, predictor.classes)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    if method == "eigencam" and index is not None:
-        raise RequestError(400, "eigencam gives the same map for every class: leave out the class, or use gradcam")
+    if method not in GRADIENT_METHODS and index is not None:
+        raise RequestError(
+            400,
+            f"{method} gives the same map for every class: leave out the class, or use {', '.join(GRADIENT_METHODS)}",
+        )
     return Route("cam", layer, route.target, method), index
 
 

@@ -113,6 +113,21 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float) -> dict[s
     return result
 
 
+def cam_defaults(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, Any]:
+    """{"cam": {"method", "layer"}}: the default class activation map the net's class names (checked), or nothing
+    (the predictor then falls back to Grad-CAM at `cifarlens_runtime.cam.default_layer`)."""
+    from cifarlens_runtime.cam import METHODS
+
+    method, layer = getattr(model, "cam_method", None), getattr(model, "cam_layer", None)
+    if method is None and layer is None:
+        return {}
+    if method not in METHODS or layer not in layers:
+        raise ValueError(
+            f"{type(model).__name__} names CAM default {method!r} at {layer!r}: not in {METHODS} at {layers}"
+        )
+    return {"cam": {"method": method, "layer": layer}}
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -170,6 +185,7 @@ def export_checkpoint(
         "input_name": INPUT_NAME,
         "output_names": output_names,
         "feature_layers": [{"name": n, "shape": s} for n, s in zip(layers, shapes, strict=True)],
+        **cam_defaults(model, layers),
         "metrics": metrics,
         "checkpoint": str(checkpoint),
         "onnx_opset": ONNX_OPSET,
