@@ -123,10 +123,12 @@ def render_cam() -> str:
     if cam:
         m = cam["machine"]
         nets = cam["nets"]
+        lat_m = cam.get("latency_from", {}).get("machine", m) if cam.get("latency_from", {}).get("kept") else m
         out += [
-            f"Measured with the shipped weights by `python -m benchmarks.cam` on {m['cpu']} ({m['cores']} cores, "
-            f"load average {m['load_average_at_start'][0]:.2f} at the start), batch 1, one TorchServe worker per net "
-            f"(1 thread), median of {cam['settings']['rounds']} interleaved rounds; "
+            f"Latency measured with the shipped weights by `python -m benchmarks.cam` on {lat_m['cpu']} "
+            f"({lat_m['cores']} cores, load average {lat_m['load_average_at_start'][0]:.2f} at the start, "
+            f"{lat_m['date'][:10]}), batch 1, one TorchServe worker per net "
+            f"(1 thread), median of {cam['settings']['rounds']} interleaved rounds, Grad-CAM at the layer shown; "
             "[cam_cpu.md](benchmarks/results/cam_cpu.md):",
             "",
             "| net | layer | REST prediction p50 | REST Grad-CAM p50 | ratio (target ≤ 3×) | REST Eigen-CAM p50 "
@@ -141,24 +143,39 @@ def render_cam() -> str:
                 f"{lat['REST eigencam']:.1f} ms | {lat['gradcam (torchscript autograd)']:.1f} ms | "
                 f"{lat['gradcam (captum, eager net)']:.1f} ms | {lat['predict (onnxruntime)']:.1f} ms |"
             )
-        out += [
-            "",
-            f"Faithfulness on {cam['settings']['images']} test images per net (Grad-CAM at the default layer; "
-            "Eigen-CAM in the linked file):",
-            "",
-            "| net | top-1 probability drop: top 20 % of the map hidden | random 20 % of its cells | least 20 % "
-            "| 20 % scattered pixels | map mass in the image's quadrant (chance 25 %) |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, n in in_order(nets):
-            d, loc = n["faithfulness"]["gradcam"]["deletion"], n["faithfulness"]["gradcam"]["localisation"]
-            out.append(
-                f"| {name} | **{d['drop_cam']:.3f}** | {d['drop_random_cells']:.3f} | {d['drop_least_cam']:.3f} | "
-                f"{d['drop_scattered']:.3f} | **{100 * loc['mass_in_quadrant']:.0f} %** |"
-            )
-        out.append("")
+        out += render_cam_defaults(cam)
     out.append(CAM_END)
     return "\n".join(out)
+
+
+def render_cam_defaults(cam: dict) -> list[str]:
+    """Each net's default map against today's (Grad-CAM at the last layer of at least 8x8): blank maps and
+    faithfulness, from the candidate search of cam_cpu.json."""
+    out = [
+        "",
+        f"Default maps, measured on {cam['settings']['images']} test images per net on {cam['machine']['cpu']} "
+        f"({cam['machine']['date'][:10]}; the maps do not depend on the load). Blank: no cell positive for the "
+        "top-1 class; deletion: top-1 probability drop when the map's top 20 % is hidden (margin: minus the drop "
+        "for 20 % random cells of the same grid); localisation: the map's mass in the image's quadrant (chance 25 %):",
+        "",
+        "| net | default | blank | single cell | deletion drop (margin) | localisation "
+        "| before: Grad-CAM at | blank | single cell | deletion drop (margin) | localisation |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, n in in_order(cam["nets"]):
+        rows = {(r["method"], r["layer"]): r for r in n["candidates"]}
+        new, old = (
+            rows[(n["default"]["method"], n["default"]["layer"])],
+            rows[(n["baseline"]["method"], n["baseline"]["layer"])],
+        )
+        cells = [
+            f"{100 * r['blank']:.1f} % | {100 * r['single_cell']:.1f} % | {r['drop_cam']:.3f} ({r['margin']:+.3f}) | "
+            f"{100 * r['mass_in_quadrant']:.0f} %"
+            for r in (new, old)
+        ]
+        out.append(f"| {name} | **{new['method']} at {new['layer']}** | {cells[0]} | {old['layer']} | {cells[1]} |")
+    out.append("")
+    return out
 
 
 BLOCKS = ((BEGIN, END, render), (CAM_BEGIN, CAM_END, render_cam))
