@@ -16,7 +16,7 @@ import numpy as np
 from gradio.data_classes import FileData
 from PIL import Image
 
-from cifarlens_runtime.cam import DEFAULT_METHOD, METHODS
+from cifarlens_runtime.cam import METHODS
 from cifarlens_runtime.constants import CLASSES, HOST, TOP_K, UI_PORT
 from cifarlens_runtime.grid import channel_grid, channel_order, heat_overlay, mean_overlay
 from cifarlens_runtime.preprocess import resize
@@ -45,7 +45,15 @@ BARELY_TRAINED_ACC = 0.5
 STATS_HEADERS = ["rank", "channel", "mean", "max", "min", "std"]
 # Class activation maps: the class picker's "each net's own top-1" entry, the methods' labels, the default opacity.
 TOP1_CHOICE = "top-1 of each net"
-METHOD_LABELS = {"gradcam": "Grad-CAM (per class)", "eigencam": "Eigen-CAM (no gradients, one map for all classes)"}
+# "default": no method in the request, so each net answers with its own default (metadata.json, see the README).
+METHOD_LABELS = {
+    "default": "Each net's default",
+    "gradcam": "Grad-CAM (per class)",
+    "gradcampp": "Grad-CAM++ (per class)",
+    "layercam": "LayerCAM (per class)",
+    "hirescam": "HiResCAM (per class)",
+    "eigencam": "Eigen-CAM (no gradients, one map for all classes)",
+}
 DEFAULT_OPACITY = 0.5
 
 CSS = """
@@ -371,7 +379,7 @@ def explain_all(
     models, error = model_names(backend)
     if error:
         return f"⚠ {error}", bodies, panels
-    method = method if method in METHODS else DEFAULT_METHOD
+    method = method if method in METHODS else None  # None: each net's own default method
     wanted = None if target in (None, "", TOP1_CHOICE) or method == "eigencam" else target
     body_bytes = _body(image)
     failures = 0
@@ -395,7 +403,8 @@ def explain_all(
 
 
 def cam_markdown(body: dict[str, Any], latency_ms: float) -> str:
-    """A CAM panel: the net, its top-1, the class the map is for, the method, the layer and the latency."""
+    """A CAM panel: the net, its top-1, the class the map is for, the method, the layer and the latency; for a
+    blank map (no cell positive) the words that say so, since the picture shows only the input."""
     top = (body.get("predictions") or [{}])[0]
     lines = [
         f"### {body.get('model', '?')}",
@@ -410,6 +419,9 @@ def cam_markdown(body: dict[str, Any], latency_ms: float) -> str:
             f"{method} for **{body.get('class')}** ({100 * float(body.get('probability', 0)):.1f} %) "
             f"at {body.get('layer')} ({shape})"
         )
+    if body.get("blank"):
+        evidence = "no positive evidence" + ("" if body.get("method") == "eigencam" else f" for '{body.get('class')}'")
+        lines.append(f"⚠ {method}: {evidence} at {body.get('layer')}: the map is empty, so only the input is shown.")
     lines.append(f"{latency_ms:.1f} ms via {body.get('backend', '?')}")
     return "\n\n".join(lines)
 
@@ -419,12 +431,21 @@ def render_cams(
     image: Image.Image | PageImage | None,
     opacity: float = DEFAULT_OPACITY,
 ) -> list[Image.Image | None]:
-    """Each answer's map over the input image (locally, so the opacity slider needs no request)."""
+    """Each answer's map over the input image (locally, so the opacity slider needs no request); the plain input
+    for a blank map (its panel says so in words), not an overlay of nothing."""
     bodies = list(bodies or [None] * NUM_SLOTS)
     if image is None:
         return [None] * len(bodies)
     base = resize(_shown(image)).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.NEAREST)
-    return [None if b is None else heat_overlay(base, np.asarray(b["cam"], dtype=np.float32), opacity) for b in bodies]
+    shown: list[Image.Image | None] = []
+    for b in bodies:
+        if b is None:
+            shown.append(None)
+        else:
+            shown.append(
+                base.copy() if b.get("blank") else heat_overlay(base, np.asarray(b["cam"], np.float32), opacity)
+            )
+    return shown
 
 
 # --- the named API (gradio_client): typed functions over the backend, errors as gr.Error ---
@@ -527,7 +548,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
             )
             cam_method = gr.Radio(
                 choices=[(label, m) for m, label in METHOD_LABELS.items()],
-                value=DEFAULT_METHOD,
+                value="default",
                 label="Method",
                 elem_id="cam-method",
             )

@@ -1,6 +1,7 @@
 """The shipped nets' class activation maps are faithful: the checks of benchmarks/cam.py, on 200 real test images.
 
-Deletion: hiding the 20 % of pixels a net's default Grad-CAM ranks highest lowers the top-1 probability more than
+Deletion: hiding the 20 % of pixels a net's Grad-CAM (at the last layer of at least 8x8) or its default map (the
+method and layer its model file names) ranks highest lowers the top-1 probability more than
 hiding a random 20 % of the map's cells (same blocky shapes, random places), and far more than hiding the 20 %
 it ranks lowest. Localisation: a test image pasted into one quadrant of a grey canvas draws most of the Grad-CAM
 mass for its true class into that quadrant. Both hold for every shipped net and fail for maps that say nothing
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from benchmarks.cam import deletion, load_test_images, localisation
+from cifarlens_runtime.cam import default_layer
 from cifarlens_runtime.predictor import Predictor
 from cifarlens_runtime.preprocess import to_array
 from tests.conftest import committed_models
@@ -34,11 +36,12 @@ def images(cifar10_dir: Path | None):
 def test_shipped_grad_cam_is_faithful(weights_artifacts: Path, images, model: str) -> None:
     pictures, labels = images
     predictor = Predictor(weights_artifacts / model)
-    d = deletion(predictor, np.stack([to_array(p) for p in pictures]), "gradcam")
+    layer = default_layer(predictor.layer_shapes)  # Grad-CAM's layer before the nets named their defaults
+    d = deletion(predictor, np.stack([to_array(p) for p in pictures]), "gradcam", layer=layer)
     assert d["images"] >= 100
     assert d["drop_cam"] > d["drop_random_cells"] > d["drop_least_cam"], d
     assert d["cam_hurts_more_than_random_cells"] > 0.5, d
-    loc = localisation(predictor, pictures, labels, "gradcam")
+    loc = localisation(predictor, pictures, labels, "gradcam", layer)
     assert loc["mass_in_quadrant"] > 0.5 and loc["majority_in_quadrant"] > 0.5, loc
 
 
@@ -58,3 +61,31 @@ def test_checks_fail_for_maps_that_say_nothing(weights_artifacts: Path, images, 
     loc = localisation(predictor, pictures, labels, "gradcam")
     assert not d["drop_cam"] > 1.2 * d["drop_random_cells"], d
     assert loc["mass_in_quadrant"] < 0.35, loc
+
+
+@pytest.mark.parametrize("model", committed_models())
+def test_shipped_default_map_is_rarely_blank_and_faithful(weights_artifacts: Path, images, model: str) -> None:
+    """Each shipped net's default map (the method and layer its model file names, chosen by benchmarks/cam.py on
+    1,000 test images) is blank (no positive cell, top-1 class) for at most 1 % of these images, and passes the
+    same deletion and localisation checks; the committed measurement says that is the choice it made."""
+    import json
+
+    from benchmarks.cam import RESULTS, blank_shares, gradient_maps
+    from cifarlens_runtime.cam import GRADIENT_METHODS
+
+    pictures, labels = images
+    predictor = Predictor(weights_artifacts / model)
+    method, layer = predictor.cam_method, predictor.cam_layer
+    measured = json.loads((RESULTS / "cam_cpu.json").read_text())["nets"][model]["default"]
+    assert measured == {"method": method, "layer": layer} and method in GRADIENT_METHODS
+    x = np.stack([to_array(p) for p in pictures])
+    _, cams, _ = predictor.cam(x)
+    blank = float(np.mean([not (c > 0).any() for c in cams]))
+    assert blank <= 0.01, f"{model}: {method} at {layer} is blank for {100 * blank:.1f} % of {len(x)} images"
+    maps, _, _ = gradient_maps(predictor, x)  # the benchmark's path gives the service's maps
+    np.testing.assert_allclose(maps[(method, layer)], cams, atol=1e-6)
+    assert blank_shares(maps)[layer][method]["blank"] == pytest.approx(blank)
+    d = deletion(predictor, x, method)
+    assert d["drop_cam"] > d["drop_random_cells"] > d["drop_least_cam"], d
+    loc = localisation(predictor, pictures, labels, method)
+    assert loc["mass_in_quadrant"] > 0.5 and loc["majority_in_quadrant"] > 0.5, loc

@@ -1,4 +1,5 @@
-"""Class activation maps: the map arithmetic, Grad-CAM against Captum on the eager nets, and the explanations route."""
+"""Class activation maps: the map arithmetic, Grad-CAM against Captum and every gradient method against
+pytorch-grad-cam on the eager nets, and the explanations route."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ import pytest
 from PIL import Image
 
 from cifarlens_runtime.cam import (
+    GRADCAMPP_EPS,
+    GRADIENT_CAMS,
     MIN_CAM_SIZE,
     class_index,
     default_layer,
     eigen_cam,
     grad_cam,
+    grad_cam_pp,
+    hires_cam,
+    is_blank,
+    layer_cam,
     normalize,
     upsample,
 )
@@ -185,9 +192,10 @@ def test_cam_answer(serving_artifacts: Path) -> None:
     status, body = answer(predictor)
     assert status == 200, body
     assert {"model", "layer", "class", "index", "shape", "cam", "cam_upsampled", "method"} <= set(body)
-    assert body["layer"] == predictor.cam_layer and body["method"] == "gradcam"
+    assert body["layer"] == predictor.cam_layer and body["method"] == predictor.cam_method
     assert body["class"] == CLASSES[body["index"]] == body["predictions"][0]["class"]
     cam = np.asarray(body["cam"])
+    assert body["blank"] is is_blank(cam) is False
     assert list(cam.shape) == body["shape"] == predictor.layer_shapes[body["layer"]][1:]
     assert np.asarray(body["cam_upsampled"]).shape == (IMAGE_SIZE, IMAGE_SIZE)
     assert cam.min() >= 0 and cam.max() <= 1
@@ -196,19 +204,22 @@ def test_cam_answer(serving_artifacts: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "layer", "cls", "method"),
     [
-        ({"route": "se3"}, "se3", None, "gradcam"),
-        ({"route": "se3/cat"}, "se3", "cat", "gradcam"),
-        ({"route": "se2/7"}, "se2", "horse", "gradcam"),
-        ({"layer": "se4", "target": "ship"}, "se4", "ship", "gradcam"),
-        ({"route": "se4", "layer": "se4"}, "se4", None, "gradcam"),  # the same value twice is fine
+        ({"route": "se3"}, "se3", None, None),  # None: the net's default
+        ({"route": "se3/cat"}, "se3", "cat", None),
+        ({"route": "se2/7"}, "se2", "horse", None),
+        ({"layer": "se4", "target": "ship"}, "se4", "ship", None),
+        ({"route": "se4", "layer": "se4"}, "se4", None, None),  # the same value twice is fine
         ({"route": "?layer=se1&class=dog&method=gradcam"}, "se1", "dog", "gradcam"),
-        ({"method": "EigenCAM"}, "se5", None, "eigencam"),
+        ({"route": "se2?method=LayerCAM"}, "se2", None, "layercam"),
+        ({"method": "gradcampp", "target": "dog"}, None, "dog", "gradcampp"),
+        ({"method": "EigenCAM"}, None, None, "eigencam"),
     ],
 )
 def test_cam_choices(serving_artifacts: Path, kwargs, layer, cls, method) -> None:
-    status, body = answer(Predictor(serving_artifacts / "se_net"), **kwargs)
+    predictor = Predictor(serving_artifacts / "se_net")
+    status, body = answer(predictor, **kwargs)
     assert status == 200, body
-    assert (body["layer"], body["method"]) == (layer, method)
+    assert (body["layer"], body["method"]) == (layer or predictor.cam_layer, method or predictor.cam_method)
     if cls:
         assert body["class"] == cls
 
@@ -220,7 +231,7 @@ def test_cam_choices(serving_artifacts: Path, kwargs, layer, cls, method) -> Non
         ({"route": "se5/11"}, 400, "unknown class '11'"),
         ({"route": "nope"}, 404, "unknown layer 'nope': se_net has se1"),
         ({"route": "se5/cat/extra"}, 404, "unknown route"),
-        ({"method": "lime"}, 400, "unknown method 'lime': use one of gradcam, eigencam"),
+        ({"method": "lime"}, 400, "unknown method 'lime': use one of gradcam, gradcampp, layercam, hirescam, eigencam"),
         ({"method": "eigencam", "target": "cat"}, 400, "same map for every class"),
         ({"route": "se5", "layer": "se4"}, 400, "two different values for 'layer'"),
         ({"body": b"not an image"}, 400, "not a readable image"),
@@ -231,6 +242,61 @@ def test_cam_errors_in_plain_words(serving_artifacts: Path, kwargs, code, words)
     status, body = answer(Predictor(serving_artifacts / "se_net"), **kwargs)
     assert (status, body["code"]) == (code, code)
     assert words in body["error"], body
+
+
+def test_blank_maps_are_marked() -> None:
+    """An all-zero map is marked blank in the answer (the page then says so in words); any positive cell is not."""
+    from cifarlens_runtime.responses import cam_body
+
+    probs = np.full(10, 0.1)
+    blank = cam_body("se_net", "torchscript", "gradcam", "se5", np.zeros((8, 8)), 3, probs, CLASSES)
+    assert blank["blank"] is True and np.asarray(blank["cam_upsampled"]).max() == 0
+    one = np.zeros((8, 8))
+    one[2, 5] = 1.0
+    assert cam_body("se_net", "torchscript", "gradcam", "se5", one, 3, probs, CLASSES)["blank"] is False
+
+
+def test_each_net_names_its_default_map(serving_artifacts: Path, tmp_path: Path) -> None:
+    """The export writes the model file's default method and layer into metadata.json; requests that name neither
+    get them (a named method or layer wins), and an artefact exported before names none: Grad-CAM at the last
+    layer of at least 8x8."""
+    from training.models import MODELS
+
+    for model in MODELS:
+        predictor = Predictor(serving_artifacts / model)
+        cls = MODELS[model]
+        assert predictor.metadata["cam"] == {"method": cls.cam_method, "layer": cls.cam_layer}
+        assert (predictor.cam_method, predictor.cam_layer) == (cls.cam_method, cls.cam_layer)
+    folder = tmp_path / "se_net"
+    shutil.copytree(serving_artifacts / "se_net", folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**meta, "cam": {"method": "layercam", "layer": "se3"}}))
+    status, body = answer(Predictor(folder))
+    assert (status, body["method"], body["layer"]) == (200, "layercam", "se3"), body
+    body = answer(Predictor(folder), method="gradcam")[1]  # named, even as the old default: it wins
+    assert (body["method"], body["layer"]) == ("gradcam", "se3")
+    body = answer(Predictor(folder), method="HiResCAM", route="se2")[1]
+    assert (body["method"], body["layer"]) == ("hirescam", "se2")
+    del meta["cam"]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    old = Predictor(folder)
+    assert (old.cam_method, old.cam_layer) == ("gradcam", default_layer(old.layer_shapes)) == ("gradcam", "se5")
+    assert answer(old)[1]["method"] == "gradcam"
+
+
+def test_export_refuses_a_default_the_net_does_not_have() -> None:
+    from serving.export import cam_defaults
+
+    class Net:
+        cam_method, cam_layer = "layercam", "se9"
+
+    with pytest.raises(ValueError, match="se9"):
+        cam_defaults(Net(), ["se1", "se2"])
+    Net.cam_layer, Net.cam_method = "se2", "lime"
+    with pytest.raises(ValueError, match="lime"):
+        cam_defaults(Net(), ["se1", "se2"])
+    Net.cam_method = "hirescam"
+    assert cam_defaults(Net(), ["se1", "se2"]) == {"cam": {"method": "hirescam", "layer": "se2"}}
 
 
 def test_batch_mixes_predictions_feature_maps_and_maps(serving_artifacts: Path) -> None:
@@ -264,7 +330,112 @@ def test_without_the_torchscript_file_grad_cam_says_so(serving_artifacts: Path, 
     (folder / TORCHSCRIPT_FILE).unlink()
     predictor = Predictor(folder)
     status, body = answer(predictor)
-    assert status == 501 and "gradcam is not available for se_net" in body["error"], body
+    assert status == 501 and f"{predictor.cam_method} is not available for se_net" in body["error"], body
     assert TORCHSCRIPT_FILE in body["error"] and "use eigencam" in body["error"]
     assert answer(predictor, method="eigencam")[0] == 200
     assert handle_batch(predictor, [Request(body=png())])[0].status == 200
+
+
+# --- the other gradient methods against jacobgil's pytorch-grad-cam on the eager net ---
+
+
+def test_gradient_methods_by_hand() -> None:
+    """LayerCAM weighs each cell by its own positive gradient, HiResCAM by its gradient, Grad-CAM++ (first-order
+    form) weighs channels by alpha-weighted positive gradients; each is rectified and scaled by its maximum."""
+    act = np.array([[[1.0, 0.0], [0.0, 2.0]], [[0.0, 3.0], [1.0, 0.0]]])
+    grad = np.array([[[0.5, -1.0], [0.0, 1.0]], [[-1.0, 0.5], [2.0, 0.0]]])
+    layer = np.array([[0.5 * 1, 0.5 * 3], [2.0 * 1, 1.0 * 2]])  # relu(grad) * act, summed over channels
+    np.testing.assert_allclose(layer_cam(act, grad), layer / layer.max())
+    hires = np.maximum((grad * act).sum(axis=0), 0)  # [[-0.5, 1.5], [2, 2]] rectified
+    np.testing.assert_allclose(hires_cam(act, grad), hires / hires.max())
+    s = act.sum(axis=(1, 2))  # per-channel activation sums (3, 4)
+    alpha = [grad[c] ** 2 / (2 * grad[c] ** 2 + s[c] * grad[c] ** 3 + GRADCAMPP_EPS) for c in range(2)]
+    w = [float((np.maximum(grad[c], 0) * np.where(grad[c] != 0, alpha[c], 0)).sum()) for c in range(2)]
+    pp = np.maximum(w[0] * act[0] + w[1] * act[1], 0)
+    np.testing.assert_allclose(grad_cam_pp(act, grad), pp / pp.max())
+    for fn in GRADIENT_CAMS.values():
+        assert (
+            fn(act, grad).dtype == np.float64
+            and fn(act.astype(np.float32), grad.astype(np.float32)).dtype == np.float32
+        )
+        assert is_blank(fn(act, -np.abs(grad) - 1))  # only negative gradients: no positive evidence, all zeros
+        with pytest.raises(ValueError):
+            fn(act, grad[:1])
+
+
+@pytest.fixture
+def reference_cams(monkeypatch: pytest.MonkeyPatch):
+    """pytorch-grad-cam's maps at the layer's resolution, in float64, before its display scaling.
+
+    Its public call ends with `scale_cam_image`: min-max scaling with a 1e-7 guard, a cast to float32 and a cv2
+    resize to the input's size. That is presentation (the service scales by the maximum and resizes bilinearly
+    with Pillow, as cam_upsampled) and the float32 cast alone would hide differences behind float32 rounding. So
+    it is replaced by the identity; everything before it (its hooks, the backward pass of the summed target
+    logits, each method's own weights and its ReLU) runs as shipped. The result is then scaled as the service
+    scales (by the maximum: the same as min-max once rectified, wherever a cell is 0).
+    """
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, base_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    monkeypatch.setattr(base_cam, "scale_cam_image", lambda cam, target_size=None: np.asarray(cam))
+    classes = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "layercam": LayerCAM, "hirescam": HiResCAM}
+
+    def compute(eager, x: np.ndarray, layer: str, chosen: np.ndarray, method: str) -> np.ndarray:
+        import torch
+
+        with classes[method](model=eager, target_layers=[eager.get_submodule(layer)]) as cam:
+            raw = cam(torch.from_numpy(x.astype(np.float64)), [ClassifierOutputTarget(int(c)) for c in chosen])
+        assert raw.dtype == np.float64
+        return np.stack([normalize(r) for r in raw])
+
+    return compute
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradient_methods_equal_pytorch_grad_cam_on_the_eager_net(
+    serving_artifacts: Path, serving_checkpoints: Path, model: str, noise_batch: np.ndarray, reference_cams
+) -> None:
+    """Every gradient method of the service (one autograd pass through the TorchScript export, NumPy maths) is
+    pytorch-grad-cam's on the net rebuilt from the checkpoint, at the net's default layer and an earlier one, for
+    the top-1 and for chosen classes; both in float64. A map another method's reference would accept fails."""
+    from cifarlens_runtime.cam import GradientModel
+    from training.checkpoint import model_from_checkpoint
+
+    predictor = Predictor(serving_artifacts / model)
+    exact = GradientModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    eager = model_from_checkpoint(serving_checkpoints / model / "best.pt")[0].double()
+    for layer in dict.fromkeys((predictor.cam_layer, predictor.layers[1])):
+        for targets in ([None] * 4, [0, 3, 5, 9]):
+            _, acts, grads, chosen = exact(noise_batch, layer, targets)
+            for method, fn in GRADIENT_CAMS.items():
+                ours = np.stack([fn(a, g) for a, g in zip(acts, grads, strict=True)])
+                assert ours.dtype == np.float64 and ours.shape == (4, *predictor.layer_shapes[layer][1:])
+                assert_same_maps(ours, reference_cams(eager, noise_batch, layer, chosen, method))
+                _, served, _ = predictor.cam(noise_batch, method, layer, list(chosen))  # the same code in float32
+                assert served.dtype == np.float32 and served.shape == ours.shape
+
+
+def test_the_reference_check_fails_on_a_wrong_map(
+    serving_artifacts: Path, serving_checkpoints: Path, noise_batch: np.ndarray, reference_cams
+) -> None:
+    """The comparison above rejects wrong maps: each method's map against another method's reference, and a map
+    with one cell moved by 1e-6. At se2: at se5 only average pooling follows, so the gradient is the same at every
+    cell and HiResCAM is Grad-CAM there (as its paper says), which no check could tell apart."""
+    from cifarlens_runtime.cam import GradientModel
+    from training.checkpoint import model_from_checkpoint
+
+    predictor = Predictor(serving_artifacts / "se_net")
+    exact = GradientModel(serving_artifacts / "se_net" / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    eager = model_from_checkpoint(serving_checkpoints / "se_net" / "best.pt")[0].double()
+    layer = "se2"
+    _, acts, grads, chosen = exact(noise_batch, layer, [0, 3, 5, 9])
+    methods = list(GRADIENT_CAMS)
+    for method, other in zip(methods, methods[1:] + methods[:1], strict=True):
+        ours = np.stack([GRADIENT_CAMS[method](a, g) for a, g in zip(acts, grads, strict=True)])
+        assert not is_blank(ours[0])
+        with pytest.raises(AssertionError):
+            assert_same_maps(ours, reference_cams(eager, noise_batch, layer, chosen, other))
+        nudged = ours.copy()
+        nudged[0].flat[int(np.argmax(ours[0]))] -= 1e-6
+        with pytest.raises(AssertionError):
+            assert_same_maps(nudged, reference_cams(eager, noise_batch, layer, chosen, method))

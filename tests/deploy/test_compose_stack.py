@@ -204,11 +204,11 @@ def test_rest_prediction_with_token(stack: Stack, cifar10_test_jpegs) -> None:
             [p["probability"] for p in got["predictions"]], [p["probability"] for p in want["predictions"]], atol=1e-6
         )
         print(f"REST {model}: true {true_class}, top-1 {got['predictions'][0]['class']}")
-        # Grad-CAM through the explanations API: autograd in the container's torch, the map computed on the host.
+        # The default map through the explanations API: autograd in the container's torch, the map computed on the host.
         status, body = _request(f"{stack.url('inference')}/explanations/{model}", jpeg, inference)
         assert status == 200, body
         got, want = json.loads(body), _expected(stack.artifacts, model, jpeg, explain=True)
-        assert (got["layer"], got["class"], got["method"]) == (want["layer"], want["class"], "gradcam")
+        assert (got["layer"], got["class"], got["method"]) == (want["layer"], want["class"], want["method"])
         np.testing.assert_allclose(np.asarray(got["cam"]), np.asarray(want["cam"]), atol=2e-4)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cifarlens_runtime.cam import METHODS
 from cifarlens_runtime.constants import CLASSES
 from cifarlens_runtime.files import find_cifar10
 from gradio_ui import app, examples
@@ -196,3 +198,43 @@ def test_explain_errors_stay_on_page(example_image) -> None:
     assert "unreachable" in status and bodies == [None] * app.NUM_SLOTS
     assert app.render_cams(bodies, example_image[0]) == [None] * app.NUM_SLOTS
     assert "Pick an example" in app.explain_all(_dead_backend(), None, None, None)[0]
+
+
+def test_each_nets_default_method(local_backend: LocalBackend, example_image) -> None:
+    """The method radio's first choice sends no method: every net answers with its own default."""
+    from cifarlens_runtime.predictor import Predictor
+
+    assert next(iter(app.METHOD_LABELS)) == "default" and set(app.METHOD_LABELS) - {"default"} == set(METHODS)
+    status, bodies, panels = app.explain_all(local_backend, example_image[0], app.TOP1_CHOICE, "default")
+    assert status.startswith("✓ 3 of 3")
+    for body, panel in zip(bodies, panels, strict=True):
+        predictor = Predictor(local_backend.artifacts / body["model"])
+        assert (body["method"], body["layer"]) == (predictor.cam_method, predictor.cam_layer)
+        assert app.METHOD_LABELS[predictor.cam_method].split(" (")[0] in panel
+
+
+def test_a_blank_map_is_said_in_words_and_not_drawn(weights_artifacts: Path, cifar10_test_jpegs) -> None:
+    """With the shipped weights, Grad-CAM at inception_net's default layer has no positive cell for some test
+    images: its panel says so, naming the class and the layer, and its picture is the plain input, while the
+    other nets' maps are drawn over it."""
+    from cifarlens_runtime.predictor import Predictor
+    from cifarlens_runtime.preprocess import preprocess, resize
+
+    predictor = Predictor(weights_artifacts / "inception_net")
+    jpegs = [jpeg for _, jpeg in cifar10_test_jpegs(300)]
+    _, cams, _ = predictor.cam(np.stack([preprocess(j) for j in jpegs]), "gradcam")
+    blank = [i for i, cam in enumerate(cams) if not (cam > 0).any()]
+    assert blank, "no blank Grad-CAM among 300 test images: pick another case for this test"
+    image = Image.open(io.BytesIO(jpegs[blank[0]])).convert("RGB")
+    status, bodies, panels = app.explain_all(LocalBackend(weights_artifacts), image, app.TOP1_CHOICE, "gradcam")
+    assert status.startswith("✓"), status
+    pictures = app.render_cams(bodies, image, 0.9)
+    plain = np.asarray(resize(image).resize((app.OVERLAY_SIZE, app.OVERLAY_SIZE), Image.Resampling.NEAREST))
+    for body, panel, picture in zip(bodies, panels, pictures, strict=True):
+        if body["model"] == "inception_net":
+            assert body["blank"] is True and np.asarray(body["cam"]).max() == 0
+            assert f"no positive evidence for '{body['class']}' at {predictor.cam_layer}" in panel, panel
+            np.testing.assert_array_equal(np.asarray(picture), plain)
+        elif not body["blank"]:
+            assert "no positive evidence" not in panel
+            assert np.abs(np.asarray(picture, float) - plain).mean() > 1.0  # a map is drawn

@@ -285,7 +285,7 @@ def test_explanations_match_in_process(torchserve, serving_artifacts: Path, cifa
     for resp, cam, index in zip(responses, cams, chosen, strict=True):
         assert resp.status_code == 200, resp.text
         body = resp.json()
-        assert (body["model"], body["layer"], body["method"]) == (model, predictor.cam_layer, "gradcam")
+        assert (body["model"], body["layer"], body["method"]) == (model, predictor.cam_layer, predictor.cam_method)
         assert body["index"] == int(index) and body["shape"] == list(cam.shape)
         np.testing.assert_allclose(np.asarray(body["cam"]), cam, atol=2e-4)
         assert np.asarray(body["cam_upsampled"]).shape == (32, 32)
@@ -296,11 +296,11 @@ def test_explanations_versioned_path_and_form_fields(torchserve, cifar10_test_jp
     reaches the handler in TorchServe 0.12, so it is not a way in."""
     _, jpeg = cifar10_test_jpegs(1)[0]
     cases = [
-        (f"se_net/{ARCHIVE_VERSION}", None, ("se5", None, "gradcam")),
-        (f"se_net/{ARCHIVE_VERSION}/se2", None, ("se2", None, "gradcam")),
-        (f"se_net/{ARCHIVE_VERSION}/se3/cat", None, ("se3", "cat", "gradcam")),
-        ("se_net", {"layer": "se4", "class": "1"}, ("se4", "automobile", "gradcam")),
-        ("se_net", {"method": "eigencam"}, ("se5", None, "eigencam")),
+        (f"se_net/{ARCHIVE_VERSION}", None, ("se4", None, "layercam")),  # se_net's default map
+        (f"se_net/{ARCHIVE_VERSION}/se2", None, ("se2", None, "layercam")),
+        (f"se_net/{ARCHIVE_VERSION}/se3/cat", None, ("se3", "cat", "layercam")),
+        ("se_net", {"layer": "se5", "class": "1", "method": "gradcam"}, ("se5", "automobile", "gradcam")),
+        ("se_net", {"method": "eigencam"}, ("se4", None, "eigencam")),
     ]
     for path, fields, (layer, cls, method) in cases:
         resp = explain(torchserve, path, jpeg, fields)
