@@ -251,7 +251,7 @@ def _answer_cams(predictor: Predictor, jobs: list, replies: list[Reply | None]) 
     """Class activation maps of one method and layer: one pass over the batch (forward and backward for Grad-CAM,
     which runs the TorchScript copy; Eigen-CAM runs ONNX Runtime)."""
     method, layer = jobs[0][1].method, jobs[0][1].layer
-    backend = "torchscript" if method == "gradcam" else predictor.backend
+    backend = "torchscript" if method in GRADIENT_METHODS else predictor.backend
     try:
         probs, cams, chosen = predictor.cam(np.stack([x for _, _, x, _ in jobs]), method, layer, [t for *_, t in jobs])
     except (ImportError, FileNotFoundError) as exc:

@@ -15,6 +15,7 @@ from PIL import Image
 from cifarlens_runtime.cam import (
     GRADCAMPP_EPS,
     GRADIENT_CAMS,
+    GRADIENT_METHODS,
     MIN_CAM_SIZE,
     class_index,
     default_layer,
@@ -439,3 +440,12 @@ def test_the_reference_check_fails_on_a_wrong_map(
         nudged[0].flat[int(np.argmax(ours[0]))] -= 1e-6
         with pytest.raises(AssertionError):
             assert_same_maps(nudged, reference_cams(eager, noise_batch, layer, chosen, method))
+
+
+@pytest.mark.parametrize("method", [*GRADIENT_METHODS, "eigencam"])
+def test_the_answer_names_the_engine_that_computed_the_map(serving_artifacts: Path, method: str) -> None:
+    """Gradient methods run TorchScript autograd; Eigen-CAM runs the predictor's own engine (ONNX Runtime)."""
+    status, body = answer(Predictor(serving_artifacts / "se_net"), method=method)
+    assert status == 200, body
+    assert body["method"] == method
+    assert body["backend"] == ("torchscript" if method in GRADIENT_METHODS else "onnxruntime")
