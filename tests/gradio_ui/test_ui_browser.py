@@ -7,6 +7,7 @@ Nothing downloads a browser: Playwright drives the system binary (`.ci/install-b
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from gradio_ui import app, examples
 from tests.gradio_ui.conftest import launched
+from training.models import create_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -99,9 +101,11 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         assert page.locator(f"#pred-{i}").inner_text().count("%") >= 5  # five probability bars
     assert "barely trained" in page.inner_text("#training-banner")
 
-    # The class activation maps follow the predictions: one overlay per net, Grad-CAM of its own top-1.
-    for i in range(app.NUM_SLOTS):
-        page.wait_for_selector(f"#cam-info-{i}:has-text('Grad-CAM for')")
+    # The class activation maps follow the predictions: one overlay per net, each net's own default method
+    # (named in its model file) for its own top-1.
+    for i, name in enumerate(["inception_net", "plain_cnn", "se_net"]):
+        label = app.METHOD_LABELS[create_model(name).cam_method].split(" (")[0]
+        page.wait_for_selector(f"#cam-info-{i}:has-text('{label} for')")
     _wait_idle(page)
     first = [page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(app.NUM_SLOTS)]
     assert all(first)
@@ -110,7 +114,7 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
     page.locator("#cam-class input").click()
     page.get_by_role("option", name="ship", exact=True).click()
     for i in range(app.NUM_SLOTS):
-        page.wait_for_selector(f"#cam-info-{i}:has-text('Grad-CAM for ship')")
+        page.locator(f"#cam-info-{i}").filter(has_text=re.compile(r"CAM\S* for ship")).wait_for()
     _wait_idle(page)
     # The opacity slider redraws the overlays without asking the server.
     before = page.locator("#cam-0 img").first.get_attribute("src")
