@@ -82,9 +82,11 @@ def test_shipped_default_map_is_rarely_blank_and_faithful(weights_artifacts: Pat
     _, cams, _ = predictor.cam(x)
     blank = float(np.mean([not (c > 0).any() for c in cams]))
     assert blank <= 0.01, f"{model}: {method} at {layer} is blank for {100 * blank:.1f} % of {len(x)} images"
-    maps, _, _ = gradient_maps(predictor, x)  # the benchmark's path gives the service's maps
-    np.testing.assert_allclose(maps[(method, layer)], cams, atol=1e-6)
-    assert blank_shares(maps)[layer][method]["blank"] == pytest.approx(blank)
+    # The benchmark's path (every method at every layer) gives the service's maps: on 20 images, which keeps
+    # this test at a fifth of the time (InceptionNet has ten layers).
+    maps, _, _ = gradient_maps(predictor, x[:20])
+    np.testing.assert_allclose(maps[(method, layer)], cams[:20], atol=1e-6)
+    assert blank_shares(maps)[layer][method]["blank"] == pytest.approx(np.mean([not (c > 0).any() for c in cams[:20]]))
     d = deletion(predictor, x, method)
     assert d["drop_cam"] > d["drop_random_cells"] > d["drop_least_cam"], d
     loc = localisation(predictor, pictures, labels, method)
