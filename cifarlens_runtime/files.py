@@ -57,7 +57,13 @@ KEY_FILE_PAUSE_S = 0.05
 
 def read_key_file(path: str | Path) -> dict[str, str]:
     """{'inference': key, 'management': key, 'API': key} from TorchServe's key_file.json
-    ({"management": {"key": ..., "expiration time": ...}, ...}); a file caught mid-rewrite is read again."""
+    ({"management": {"key": ..., "expiration time": ...}, ...})."""
+    data = key_file_json(path)
+    return {kind: str(entry.get("key", "")) for kind, entry in data.items() if isinstance(entry, dict)}
+
+
+def key_file_json(path: str | Path) -> dict:
+    """key_file.json as TorchServe wrote it (keys with their expiry times); a file caught mid-rewrite is read again."""
     for attempt in range(KEY_FILE_READS):
         try:
             data = json.loads(Path(path).read_text())
@@ -74,7 +80,7 @@ def read_key_file(path: str | Path) -> dict[str, str]:
             raise KeyFileError(f"cannot read key file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise KeyFileError(f"key file {path} is not a JSON object")
-    return {kind: str(entry.get("key", "")) for kind, entry in data.items() if isinstance(entry, dict)}
+    return data
 
 
 def image_files(folder: str | Path) -> list[Path]:

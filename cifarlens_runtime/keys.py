@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cifarlens_runtime.constants import KEY_FILE, TOKEN_EXPIRATION_MIN, Ports, url
-from cifarlens_runtime.files import KeyFileError, read_key_file, replacing
+from cifarlens_runtime.files import KeyFileError, key_file_json, read_key_file, replacing
 
 log = logging.getLogger("cifarlens.keys")
 
@@ -82,7 +82,7 @@ def config_lifetime_min(config: str | Path | None) -> float:
 
 def expiries(key_file: str | Path) -> list[float]:
     """Expiry times (epoch seconds) of the renewed keys in key_file.json; TorchServe writes nanoseconds and 'Z'."""
-    data = json.loads(Path(key_file).read_text())
+    data = key_file_json(key_file)
     out = []
     for kind in RENEWED_KINDS:
         stamp = str(data.get(kind, {}).get("expiration time", ""))
@@ -115,7 +115,7 @@ def renew(management_url: str, key_file: str | Path, kinds: Sequence[str] = RENE
 
 def write_inference_key(key_file: str | Path, out: str | Path) -> None:
     """`out` := key_file.json with the inference key only, written atomically and readable by its owner only."""
-    data = json.loads(Path(key_file).read_text())
+    data = key_file_json(key_file)
     with replacing(out) as tmp:
         tmp.write_text(json.dumps({"inference": data["inference"]}, indent=2) + "\n")
         tmp.chmod(0o600)

@@ -17,7 +17,6 @@ import io
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -121,11 +120,6 @@ def display_image(data: bytes) -> Image.Image:
         return load_image(data)
     except ImageError as exc:
         raise UploadError(str(exc)) from None
-
-
-def gallery_paths(paths: Iterable[str | Path]) -> list[str]:
-    """The gallery's files that exist on disk (examples decoded from torchvision's batch have no file)."""
-    return [str(p) for p in paths if Path(p).is_file()]
 
 
 @dataclass(frozen=True)
