@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from dropblock import DropBlock2D, LinearScheduler
+from dropblock import DropBlock2D
 from torch import nn
 
 __all__ = [
@@ -58,32 +58,41 @@ class DropBlock(DropBlock2D):
     """DropBlock (Ghiasi et al., 2018) from the `dropblock` package, with a linear ramp.
 
     The drop probability is set by `set_dropblock_progress` (the fraction of training done)
-    rather than by counting calls, so resumed, short and long runs see the same schedule.
-    The mask is sampled on the input's device (the package samples on the CPU and copies,
-    a host-device sync per call on a GPU). In eval mode, and at probability 0, the identity.
+    rather than by counting calls, so resumed, short and long runs see the same schedule. It is
+    held in a non-persistent buffer, not a Python float: `torch.compile` then sees one graph for
+    the whole ramp instead of recompiling at every new value, and checkpoints keep no extra key.
+    The mask is sampled on the input's device (the package samples on the CPU and copies, a
+    host-device sync per call on a GPU). In eval mode, and for a net built without DropBlock
+    (`drop_prob=0`), the identity.
     """
+
+    drop_prob: torch.Tensor
 
     def __init__(self, drop_prob: float, block_size: int) -> None:
         super().__init__(drop_prob=0.0, block_size=block_size)
+        del self.drop_prob
+        self.register_buffer("drop_prob", torch.zeros(()), persistent=False)
         self.max_drop_prob = drop_prob
 
     def set_progress(self, fraction: float) -> None:
-        self.drop_prob = self.max_drop_prob * min(max(fraction, 0.0), 1.0)
+        self.drop_prob.fill_(self.max_drop_prob * min(max(fraction, 0.0), 1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_prob == 0.0:
+        if not self.training or self.max_drop_prob == 0.0:
             return x
-        gamma = self._compute_gamma(x)
-        mask = (torch.rand(x.shape[0], *x.shape[2:], device=x.device) < gamma).to(x.dtype)
-        block_mask = self._compute_block_mask(mask)
-        return x * block_mask[:, None] * (block_mask.numel() / block_mask.sum().clamp_min(1.0))
+        gamma = self.drop_prob.to(x.dtype) / self.block_size**2
+        seeds = (torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) < gamma).to(x.dtype)
+        pad = self.block_size // 2
+        dropped = nn.functional.max_pool2d(seeds, self.block_size, stride=1, padding=pad)
+        keep = 1.0 - dropped[..., : x.shape[2], : x.shape[3]]  # an even block size pools one row and column more
+        return x * keep * (keep.numel() / keep.sum().clamp_min(1.0))
 
     def extra_repr(self) -> str:
         return f"max_drop_prob={self.max_drop_prob}, block_size={self.block_size}"
 
 
-# Modules that torch.fx must not trace into (DropBlock asserts on tensor rank at trace time).
-LEAF_MODULES: list[type[nn.Module]] = [DropBlock2D, LinearScheduler]
+# Modules that torch.fx must not trace into (DropBlock branches on the training mode).
+LEAF_MODULES: list[type[nn.Module]] = [DropBlock2D]
 
 
 def set_dropblock_progress(model: nn.Module, fraction: float) -> None:

@@ -76,3 +76,39 @@ def test_declared_layers_extract_with_logits_equal_to_forward(name: str) -> None
 def test_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="plain_cnn"):
         create_model("resnet")
+
+
+def test_dropblock_matches_the_package() -> None:
+    """Same seed, same blocks dropped and same rescaling as `dropblock.DropBlock2D` at that probability."""
+    from dropblock import DropBlock2D
+
+    x = torch.randn(3, 4, 16, 16)
+    for block_size in (3, 4):
+        ours = DropBlock(0.4, block_size).train()
+        ours.set_progress(0.5)
+        theirs = DropBlock2D(drop_prob=0.2, block_size=block_size).train()
+        torch.manual_seed(1)
+        expected = theirs(x)
+        torch.manual_seed(1)
+        assert torch.allclose(ours(x), expected)
+
+
+def test_dropblock_ramp_does_not_recompile() -> None:
+    """The probability is a buffer, so torch.compile keeps one graph over the ramp (a float would
+    recompile at each new value); and no buffer reaches the state dict, so old weights load strictly."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    block = DropBlock(0.3, 3).train()
+    assert "drop_prob" not in block.state_dict()
+    compiled = torch.compile(block, backend="eager")
+    x = torch.ones(2, 4, 8, 8)
+    for fraction in (0.0, 0.25, 0.5, 1.0):
+        block.set_progress(fraction)
+        compiled(x)
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["recompiles"]
+    block.set_progress(1.0)
+    torch.manual_seed(0)
+    assert (compiled(torch.ones(64, 4, 8, 8)) == 0).any()
