@@ -11,6 +11,7 @@ everything serving and the UI need (classes, normalisation, layers and shapes, m
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -40,6 +41,16 @@ from training.models import list_models
 PARITY_IMAGES = 256
 PARITY_ATOL = 1e-4
 METRIC_KEYS = ("test_acc", "val_acc", "epochs", "params", "mflops")
+# From the run's metrics.json beside the checkpoint, when there is one: what the page's comparison shows
+# (per-class test accuracy, from the confusion matrix, and what the training cost), under these names.
+RUN_METRIC_KEYS = {
+    "test_acc_no_tta": "test_acc_no_tta",
+    "per_class_test_acc": "per_class_test_acc",
+    "train_seconds": "train_seconds",
+    "images_seen": "images_seen",
+    "device": "train_device",
+    "precision": "train_precision",
+}
 CHECKPOINT_NAME = "best.pt"
 
 
@@ -128,6 +139,15 @@ def cam_defaults(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, Any
     return {"cam": {"method": method, "layer": layer}}
 
 
+def run_metrics(checkpoint: Path) -> dict[str, Any]:
+    """The RUN_METRIC_KEYS of the metrics.json written beside `checkpoint` by its training run ({} if none)."""
+    path = checkpoint.parent / "metrics.json"
+    if not path.is_file():
+        return {}
+    recorded = json.loads(path.read_text())
+    return {ours: recorded[theirs] for theirs, ours in RUN_METRIC_KEYS.items() if theirs in recorded}
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -177,6 +197,7 @@ def export_checkpoint(
     metrics.setdefault("epochs", ckpt.get("epoch"))
     metrics["best_epoch"] = ckpt.get("epoch")  # the epoch whose weights these are (best validation accuracy)
     metrics.setdefault("params", sum(p.numel() for p in model.parameters()))
+    metrics.update(run_metrics(checkpoint))
     metadata: dict[str, Any] = {
         "model": ckpt["model"],
         "classes": list(ckpt.get("classes", CLASSES)),

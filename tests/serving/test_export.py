@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cifarlens_runtime.constants import INPUT_NAME, LOGITS_NAME, METADATA_FILE, ONNX_FILE, ONNX_OPSET, TORCHSCRIPT_FILE
+from tests.conftest import WEIGHTS_DIR
 from training.models import list_models
 
 MODELS = list_models()
@@ -22,6 +23,7 @@ def test_parity_and_metadata(serving_artifacts: Path, cifar10_dir: Path | None, 
     assert [d["name"] for d in meta["feature_layers"]] == meta["output_names"][1:]
     assert all(len(d["shape"]) == 3 for d in meta["feature_layers"])
     assert meta["metrics"]["test_acc"] == pytest.approx(0.1)
+    assert "per_class_test_acc" not in meta["metrics"]  # these checkpoints have no run metrics.json beside them
     assert len(meta["classes"]) == 10 and set(meta["normalization"]) == {"mean", "std"}
     parity = meta["parity"]
     for backend in ("torchscript", "onnxruntime"):
@@ -86,3 +88,15 @@ def test_cli_exit_code(serving_checkpoints: Path, tmp_path: Path, capsys: pytest
 
     assert main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), "--models", "se_net"]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_metadata_carries_the_runs_metrics(weights_artifacts: Path, name: str) -> None:
+    """From the shipped run's metrics.json: what the page's comparison shows (per-class accuracy, cost)."""
+    meta = json.loads((weights_artifacts / name / METADATA_FILE).read_text())
+    recorded = json.loads((WEIGHTS_DIR / name / "metrics.json").read_text())
+    metrics = meta["metrics"]
+    assert list(metrics["per_class_test_acc"]) == meta["classes"]
+    assert metrics["per_class_test_acc"] == recorded["per_class_test_acc"]
+    assert metrics["train_seconds"] == recorded["train_seconds"] and metrics["images_seen"] > 0
+    assert metrics["train_device"] == recorded["device"] and metrics["test_acc_no_tta"] < metrics["test_acc"]
