@@ -1,0 +1,159 @@
+"""Does `torch.compile` pay for training on this CPU? Eager against compiled, per net, in one interleaved run.
+
+Each net as the CPU recipe builds it (training.config.recipe, profile `cpu`), batch 128, bf16 autocast
+where the CPU has native bf16, the recipe's thread count. Variants, measured in turn within each round
+(so a change in load hits all of them): eager channels_last (the recipe), compiled channels_last, eager
+NCHW, and eager channels_last at batch 256. The compiled net's first step is its compile time; a run of
+N seconds gains from compiling when N x (1 - eager/compiled) exceeds it (the break-even below).
+Training FLOPs per image are counted on a real training step (forward with the auxiliary heads, loss,
+backward) by torch.utils.flop_counter, so GFLOP/s is what the step achieved, not an estimate.
+Synthetic batches: this measures the net, not the data pipeline (benchmarks/train_cpu.py covers that).
+
+    python -m benchmarks.train_compile [--models se_net] [--rounds 2] [--seconds 12] [--out DIR] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmarks.common import RESULTS, check_quiet, finish, machine, markdown_table, median_of, write_results
+from training.config import recipe
+from training.device import autocast, precision, resolve_device
+from training.engine import compute_loss
+from training.models import create_model, list_models
+
+VARIANTS = ("eager", "compiled", "eager_nchw", "eager_b256")
+BATCH = 128
+
+
+def training_step(model: nn.Module, batch: int, channels_last: bool, device: torch.device, amp: bool) -> Callable:
+    """One SGD step of `model` on a fixed synthetic batch (what the recipe's step does, minus the data)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.2)
+
+    def step() -> None:
+        with autocast(device, amp):
+            loss, _ = compute_loss(model(x), y, criterion)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def images_per_second(step: Callable, batch: int, seconds: float, min_steps: int = 3) -> float:
+    """Steps run for at least `seconds` (and `min_steps`), after one untimed step."""
+    step()
+    n, start = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - start < seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
+def training_gflop_per_image(name: str, kwargs: dict[str, Any]) -> float:
+    """FLOPs of one training step per image (forward incl. auxiliary heads, loss, backward), counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_model(name, **kwargs).train()
+    step = training_step(model, 4, False, torch.device("cpu"), amp=False)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 4 / 1e9
+
+
+def build_variants(name: str, kwargs: dict[str, Any], device: torch.device, amp: bool) -> dict[str, Callable]:
+    """The four variants' step functions; each its own freshly built net, seeded alike."""
+    steps = {}
+    for variant in VARIANTS:
+        torch.manual_seed(0)
+        model = create_model(name, **kwargs).to(device)
+        cl = variant != "eager_nchw"
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        if variant == "compiled":
+            model = torch.compile(model)
+        steps[variant] = training_step(model, 256 if variant == "eager_b256" else BATCH, cl, device, amp)
+    return steps
+
+
+def measure_net(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Interleaved rounds of the four variants of one net; medians over rounds, compile time once."""
+    cfg = recipe(name, "cpu")
+    steps = build_variants(name, cfg.model_kwargs, device, cfg.amp)
+    start = time.perf_counter()
+    steps["compiled"]()  # the compile happens in the first call
+    compile_seconds = time.perf_counter() - start
+    rounds: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        for variant in VARIANTS:
+            batch = 256 if variant == "eager_b256" else BATCH
+            rounds[variant].append(images_per_second(steps[variant], batch, args.seconds))
+            print(f"{name} round {r + 1} {variant}: {rounds[variant][-1]:.1f} img/s", flush=True)
+    med = {v: median_of(rounds[v]) for v in VARIANTS}
+    gflop = training_gflop_per_image(name, cfg.model_kwargs)
+    gain = 1 - med["eager"] / med["compiled"]
+    return {
+        "model": name, "model_kwargs": cfg.model_kwargs, "precision": precision(device, cfg.amp),
+        **{f"{v}_img_s": round(med[v], 1) for v in VARIANTS}, "rounds_img_s": rounds,
+        "speedup": round(med["compiled"] / med["eager"], 3), "compile_seconds": round(compile_seconds, 1),
+        "break_even_seconds": round(compile_seconds / gain) if gain > 0 else None,
+        "train_gflop_per_image": round(gflop, 3),
+        "eager_gflop_s": round(med["eager"] * gflop, 1), "compiled_gflop_s": round(med["compiled"] * gflop, 1),
+    }  # fmt: skip
+
+
+def render(payload: dict[str, Any]) -> str:
+    """The Markdown table and what it means for the recipes."""
+    cols = ["model", "precision", "eager_img_s", "compiled_img_s", "speedup", "compile_seconds",
+            "break_even_seconds", "eager_nchw_img_s", "eager_b256_img_s", "train_gflop_per_image",
+            "eager_gflop_s", "compiled_gflop_s"]  # fmt: skip
+    s = payload["settings"]
+    return "\n".join([
+        "# Training on the CPU: eager against `torch.compile`",
+        "",
+        markdown_table(payload["results"], cols),
+        "",
+        f"Training steps per second on synthetic batches, {s['rounds']} interleaved rounds of at least "
+        f"{s['seconds']:.0f} s per variant, medians; the CPU recipe's nets (profile `cpu`), batch {BATCH} "
+        "(`eager_b256`: 256), channels_last (`eager_nchw`: not), "
+        f"{payload['threads']} threads. `break_even_seconds`: the run length above which compiling pays. "
+        "GFLOP/s from the FLOPs of a training step counted by torch.utils.flop_counter.",
+    ])  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=12.0, help="timed seconds per variant and round")
+    parser.add_argument("--name", default="train_cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--force", action="store_true", help="write the committed results from a busy machine")
+    args = parser.parse_args()
+    info = machine()
+    check_quiet(args.out, args.force, info)
+    device = resolve_device("cpu")
+    threads = recipe(list_models()[0], "cpu").threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    rows = [measure_net(name, args, device) for name in args.models]
+    payload = {"machine": finish(info), "settings": {k: str(v) if isinstance(v, Path) else v
+               for k, v in vars(args).items()}, "threads": threads, "results": rows}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in write_results(args.name, payload, render(payload), args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
