@@ -15,6 +15,7 @@ Synthetic batches: this measures the net, not the data pipeline (benchmarks/trai
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from training.models import create_model, list_models
 
 VARIANTS = ("eager", "compiled", "eager_nchw", "eager_b256")
 BATCH = 128
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def training_step(model: nn.Module, batch: int, channels_last: bool, device: torch.device, amp: bool) -> Callable:
@@ -73,6 +75,12 @@ def training_gflop_per_image(name: str, kwargs: dict[str, Any]) -> float:
     return counter.get_total_flops() / 4 / 1e9
 
 
+def shipped_kwargs(name: str) -> dict[str, Any]:
+    """The constructor arguments of the shipped net (weights/<name>/config.json), for its training FLOPs."""
+    path = WEIGHTS / name / "config.json"
+    return json.loads(path.read_text()).get("model_kwargs", {}) if path.is_file() else {}
+
+
 def build_variants(name: str, kwargs: dict[str, Any], device: torch.device, amp: bool) -> dict[str, Callable]:
     """The four variants' step functions; each its own freshly built net, seeded alike."""
     steps = {}
@@ -111,6 +119,7 @@ def measure_net(name: str, args: argparse.Namespace, device: torch.device) -> di
         "break_even_seconds": round(compile_seconds / gain) if gain > 0 else None,
         "train_gflop_per_image": round(gflop, 3),
         "eager_gflop_s": round(med["eager"] * gflop, 1), "compiled_gflop_s": round(med["compiled"] * gflop, 1),
+        "shipped_train_gflop_per_image": round(training_gflop_per_image(name, shipped_kwargs(name)), 3),
     }  # fmt: skip
 
 
@@ -129,7 +138,8 @@ def render(payload: dict[str, Any]) -> str:
         f"{s['seconds']:.0f} s per variant, medians; the CPU recipe's nets (profile `cpu`), batch {BATCH} "
         "(`eager_b256`: 256), channels_last (`eager_nchw`: not), "
         f"{payload['threads']} threads. `break_even_seconds`: the run length above which compiling pays. "
-        "GFLOP/s from the FLOPs of a training step counted by torch.utils.flop_counter.",
+        "GFLOP/s from the FLOPs of a training step counted by torch.utils.flop_counter; "
+        "`shipped_train_gflop_per_image`: the same count for the shipped nets as built (weights/*/config.json).",
     ])  # fmt: skip
 
 
