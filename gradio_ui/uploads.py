@@ -145,3 +145,20 @@ def page_image(value: object, files: ImageFiles) -> PageImage:
     picture = PageImage(body, display_image(body))
     files.last = (key, picture)
     return picture
+
+
+def image_bytes(image: Image.Image) -> bytes:
+    """PNG bytes of a picture the page made itself (lossless, so both backends see the same pixels)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def body_of(image: Image.Image | PageImage) -> bytes:
+    """What is sent to the nets: an uploaded file's own bytes (a PageImage's), or a picture as PNG."""
+    return image.body if isinstance(image, PageImage) else image_bytes(image)
+
+
+def shown_of(image: Image.Image | PageImage) -> Image.Image:
+    """The upright RGB picture drawn under maps."""
+    return image.shown if isinstance(image, PageImage) else image.convert("RGB")

@@ -221,8 +221,8 @@ def test_page_in_chromium(stack: Stack) -> None:
         pytest.fail(f"chromium not installed at {CHROMIUM} (run .ci/install-browser.sh)")
     from playwright.sync_api import sync_playwright
 
-    from gradio_ui.app import image_bytes
     from gradio_ui.examples import load_examples
+    from gradio_ui.uploads import image_bytes
     from training.models import list_models
 
     example = load_examples(stack.data_dir)[3]  # the page's gallery, from the same files

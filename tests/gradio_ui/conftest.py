@@ -47,6 +47,15 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+@pytest.fixture
+def dead_backend():
+    """A TorchServe backend pointed at a port where nothing answers (free right now)."""
+    from gradio_ui.client import TorchServeBackend
+
+    port = free_port()
+    return TorchServeBackend(f"http://127.0.0.1:{port}", management_url=f"http://127.0.0.1:{port}", timeout=2)
+
+
 @contextmanager
 def launched(backend: Any, gallery: list | None = None) -> Iterator[str]:
     """The page over `backend`, launched in this process on a free port; yields its URL, closes it after."""

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gradio_ui import app, examples
+from gradio_ui import examples
+from gradio_ui.sections.cams import METHOD_LABELS
+from gradio_ui.sections.common import NUM_SLOTS
 from tests.gradio_ui.conftest import launched
 from training.models import create_model
 
@@ -93,7 +95,7 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
     # Pick the fourth example (a cat): its true class shows, and the three nets answer.
     page.locator("#example-gallery img").nth(3).click()
     page.wait_for_selector("#true-class:has-text('cat')")
-    for i in range(app.NUM_SLOTS):
+    for i in range(NUM_SLOTS):
         page.wait_for_selector(f"#pred-info-{i}:has-text('latency')")
     _wait_idle(page)
     for i, name in enumerate(["inception_net", "plain_cnn", "se_net"]):  # as the backend lists them, by name
@@ -104,16 +106,16 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
     # The class activation maps follow the predictions: one overlay per net, each net's own default method
     # (named in its model file) for its own top-1.
     for i, name in enumerate(["inception_net", "plain_cnn", "se_net"]):
-        label = app.METHOD_LABELS[create_model(name).cam_method].split(" (")[0]
+        label = METHOD_LABELS[create_model(name).cam_method].split(" (")[0]
         page.wait_for_selector(f"#cam-info-{i}:has-text('{label} for')")
     _wait_idle(page)
-    first = [page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(app.NUM_SLOTS)]
+    first = [page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(NUM_SLOTS)]
     assert all(first)
     assert "3 of 3 nets explained" in page.inner_text("#cam-status")
     # "Why ship?": every net's map is redrawn for that class.
     page.locator("#cam-class input").click()
     page.get_by_role("option", name="ship", exact=True).click()
-    for i in range(app.NUM_SLOTS):
+    for i in range(NUM_SLOTS):
         page.locator(f"#cam-info-{i}").filter(has_text=re.compile(r"CAM\S* for ship")).wait_for()
     _wait_idle(page)
     # The opacity slider redraws the overlays without asking the server.
@@ -172,7 +174,7 @@ def test_a_phone_photo_on_the_page(browser, page_url: str, phone_photo: Path, tm
     page.wait_for_selector("#input-image img")
     _wait_idle(page)
     seconds = _predict_explain_and_show(page)
-    assert all(page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(app.NUM_SLOTS))
+    assert all(page.locator(f"#cam-{i} img").first.get_attribute("src") for i in range(NUM_SLOTS))
     assert "⚠" not in page.inner_text("#status") + page.inner_text("#cam-status") + page.inner_text("#fm-info")
     print(f"phone photo: predictions, maps and feature maps in {seconds:.2f} s")
     assert seconds < 5, f"{seconds:.2f} s"

@@ -15,8 +15,9 @@ import pytest
 
 from cifarlens_runtime import responses
 from cifarlens_runtime.constants import CLASSES
-from gradio_ui.app import decode_activations, image_bytes
+from cifarlens_runtime.responses import decode_activations
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend, read_key_file
+from gradio_ui.uploads import image_bytes
 from training.models import list_models
 
 SERVED = sorted(list_models())

@@ -11,6 +11,9 @@ import pytest
 
 from gradio_ui import app
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
+from gradio_ui.sections import cams, feature_maps, predictions
+from gradio_ui.sections.common import NUM_SLOTS
+from gradio_ui.uploads import image_bytes
 from training.models import list_models
 
 SERVED = sorted(list_models())
@@ -26,14 +29,14 @@ def rest(torchserve) -> TorchServeBackend:
 def test_models_and_status(rest: TorchServeBackend) -> None:
     assert rest.models() == SERVED
     assert rest.ping() == "Healthy"
-    status, banner, names, first = app.on_load(rest)
+    status, banner = app.on_load(rest)
     assert status.startswith("✓") and "torchserve" in status
-    assert names == SERVED and first == names[0]
+    assert feature_maps.net_choices(rest, None) == (SERVED, SERVED[0])
     assert "barely trained" in banner
 
 
 def test_rest_answers_equal_local_ones(rest: TorchServeBackend, local_backend: LocalBackend, example_image) -> None:
-    body = app.image_bytes(example_image[0])
+    body = image_bytes(example_image[0])
     for model in list_models():
         assert rest.listing(model) == local_backend.listing(model)
         assert rest.predict(model, body) == local_backend.predict(model, body)
@@ -45,7 +48,7 @@ def test_rest_answers_equal_local_ones(rest: TorchServeBackend, local_backend: L
 
 def test_rest_maps_equal_local_ones(rest: TorchServeBackend, local_backend: LocalBackend, example_image) -> None:
     """The explanations API through TorchServe gives the in-process maps, with every choice passed on."""
-    body = app.image_bytes(example_image[0])
+    body = image_bytes(example_image[0])
     for model in list_models():
         for kwargs in ({}, {"target": "ship"}, {"method": "eigencam"}):
             remote, local = rest.cam(model, body, **kwargs), local_backend.cam(model, body, **kwargs)
@@ -57,27 +60,27 @@ def test_rest_maps_equal_local_ones(rest: TorchServeBackend, local_backend: Loca
     with pytest.raises(BackendError, match="unknown class 'kat'"):
         rest.cam("se_net", body, target="kat")
     assert rest.cam("se_net", body, target=" DOG ", method="GradCAM")["class"] == "dog"
-    status, bodies, panels = app.explain_all(rest, example_image[0], "dog", "gradcam")
+    status, bodies, panels = cams.explain_all(rest, example_image[0], "dog", "gradcam")
     assert status.startswith("✓ 3 of 3") and all(b["class"] == "dog" for b in bodies)
     assert all("via torchscript" in p for p in panels)
 
 
 def test_callbacks_over_rest(rest: TorchServeBackend, example_image) -> None:
     image, label = example_image
-    status, names, labels, panels = app.predict_all(rest, image, label)
+    status, names, labels, panels = predictions.predict_all(rest, image, label)
     assert status.startswith("✓") and names == SERVED
     assert all(v is not None and len(v) == 5 for v in labels)
     assert all("latency" in p and "test accuracy **10.0 %**" in p for p in panels)
-    choices, first, _ = app.layer_choices(rest, "se_net")
+    choices, first, _ = feature_maps.layer_choices(rest, "se_net")
     assert first == choices[0][1]
-    act, info = app.fetch_feature_maps(rest, image, "se_net", choices[-1][1])
+    act, info = feature_maps.fetch_feature_maps(rest, image, "se_net", choices[-1][1])
     assert act is not None and "via torchserve" in info
-    grid, overlay, stats, _ = app.render_feature_maps(act, image, 16, "viridis")
+    grid, overlay, stats, _ = feature_maps.render_feature_maps(act, image, 16, "viridis")
     assert grid is not None and overlay is not None and len(stats) == act.shape[0]
 
 
 def test_errors_from_the_server_reach_the_page(rest: TorchServeBackend, torchserve, example_image) -> None:
-    act, info = app.fetch_feature_maps(rest, example_image[0], "se_net", "no_such_layer")
+    act, info = feature_maps.fetch_feature_maps(rest, example_image[0], "se_net", "no_such_layer")
     assert act is None and "unknown layer 'no_such_layer': se_net has se1" in info
     with pytest.raises(BackendError, match="400"):
         rest.predict("se_net", b"definitely not an image")
@@ -87,8 +90,8 @@ def test_errors_from_the_server_reach_the_page(rest: TorchServeBackend, torchser
     status = app.status_markdown(wrong)
     # TorchServe 0.12 answers a wrong key with 400 or 401 depending on the API; the page names the token either way.
     assert "not available" in status and "refused the" in status and "CIFARLENS_KEY_FILE" in status
-    text, _, labels, _ = app.predict_all(wrong, example_image[0], None)
-    assert "refused the" in text and labels == [None] * app.NUM_SLOTS
+    text, _, labels, _ = predictions.predict_all(wrong, example_image[0], None)
+    assert "refused the" in text and labels == [None] * NUM_SLOTS
     only_inference = TorchServeBackend(
         torchserve.inference_url,
         management_url=torchserve.management_url,
@@ -100,5 +103,5 @@ def test_errors_from_the_server_reach_the_page(rest: TorchServeBackend, torchser
         torchserve.inference_url, management_url=torchserve.management_url, token="wrong", known_models=["se_net"]
     )
     with pytest.raises(BackendError, match="refused the inference token"):
-        wrong_inference.predict("se_net", app.image_bytes(example_image[0]))
-    assert only_inference.predict("se_net", app.image_bytes(example_image[0]))["model"] == "se_net"
+        wrong_inference.predict("se_net", image_bytes(example_image[0]))
+    assert only_inference.predict("se_net", image_bytes(example_image[0]))["model"] == "se_net"
