@@ -12,37 +12,35 @@ Four gradient methods, all from one image's (C, H, W) activations A and the clas
 - **LayerCAM** (Jiang et al., 2021): every cell's activation weighted by its own positive gradient, summed.
 - **HiResCAM** (Draelos & Carin, 2020): the element-wise product G * A summed over channels (no averaging).
 
-The gradients need autograd, which ONNX Runtime cannot give, so `GradientModel` runs the exported TorchScript
-feature model (model.ts, the same graph as the ONNX file, already returning every inspectable activation).
-torch is imported only then (the TorchServe worker has it anyway); the net's training code is never needed.
-tests/cifarlens_runtime/test_cam.py checks each against jacobgil's pytorch-grad-cam (and Grad-CAM against
-Captum) on the eager net rebuilt from the checkpoint.
+And one without gradients:
 
 - **Eigen-CAM** (Muhammad & Yeasin, 2020): the layer's first principal component, from the ONNX Runtime
   activations alone. No gradients and no class: the same map for every class.
 
+This module is the arithmetic alone: NumPy arrays in, NumPy arrays out. The activations and gradients come from
+`cifarlens_runtime.torchscript` (autograd through the exported graph, which ONNX Runtime cannot give), the method
+names and the reading of a class from `cifarlens_runtime.vocabulary`. tests/cifarlens_runtime/test_cam.py checks
+each gradient method against jacobgil's pytorch-grad-cam (and Grad-CAM against Captum) on the eager net rebuilt
+from the checkpoint.
+
 Maps are normalised to [0, 1] (divided by their maximum; all zeros when nothing is positive: `is_blank`) and
 come at the layer's resolution, plus a bilinear upsampling to the input's 32x32. Each net names its default
 method and layer (metadata.json, from the model file); older artefacts fall back to Grad-CAM at
-`default_layer`. NumPy and Pillow only at import.
+`default_layer`. NumPy and Pillow only.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from cifarlens_runtime.constants import CLASSES, IMAGE_SIZE
+from cifarlens_runtime.constants import IMAGE_SIZE
 
-# The gradient methods (one autograd pass serves them all), then Eigen-CAM.
-GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "layercam", "hirescam")
-METHODS: tuple[str, ...] = (*GRADIENT_METHODS, "eigencam")
-# The method of artefacts whose metadata names none (exported before nets named their own).
-DEFAULT_METHOD = "gradcam"
+# Kept importable from their old home until gradio_ui/ and benchmarks/ import them from `vocabulary`.
+from cifarlens_runtime.vocabulary import DEFAULT_METHOD, GRADIENT_METHODS, METHODS, class_index  # noqa: F401
+
 # Grad-CAM++'s guard against 0/0 where a gradient is zero, pytorch-grad-cam's value.
 GRADCAMPP_EPS = 1e-6
 # The default layer is the last inspectable one whose map has at least this many pixels a side (a quarter
@@ -61,25 +59,9 @@ def default_layer(layer_shapes: Mapping[str, Sequence[int]]) -> str:
     return spatial[-1] if spatial else names[0]
 
 
-def class_index(target: str | int | None, classes: Sequence[str] = CLASSES) -> int | None:
-    """A class given by name (any case) or index as its index; None (or "") means the top-1 class.
-
-    Raises ValueError with the allowed values for anything else.
-    """
-    if target is None or (isinstance(target, str) and not target.strip()):
-        return None
-    text = str(target).strip()
-    lowered = [c.lower() for c in classes]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    # One ASCII digit: str.isdigit() would take '³' or '٣', and int() '-0' or '09'.
-    if len(text) == 1 and "0" <= text <= "9" and int(text) < len(classes):
-        return int(text)
-    raise ValueError(f"unknown class '{text}': use one of {', '.join(classes)}, or an index 0-{len(classes) - 1}")
-
-
 def _floats(x: np.ndarray) -> np.ndarray:
-    """float32, or float64 when given float64: the reference checks run in double precision (see GradientModel)."""
+    """float32, or float64 when given float64: the reference checks run in double precision (see
+    `cifarlens_runtime.torchscript`)."""
     x = np.asarray(x)
     return x.astype(np.result_type(x.dtype, np.float32), copy=False)
 
@@ -135,7 +117,7 @@ def hires_cam(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return normalize((grad * act).sum(axis=0))
 
 
-# Each gradient method's map of one image, by name.
+# Each gradient method's map of one image, by name (`vocabulary.GRADIENT_METHODS`, in that order).
 GRADIENT_CAMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "gradcam": grad_cam,
     "gradcampp": grad_cam_pp,
@@ -173,67 +155,3 @@ def upsample(cam: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
         return cam.copy()
     up = Image.fromarray(cam, mode="F").resize((size, size), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(up, dtype=np.float32), 0.0, 1.0)
-
-
-class GradientModel:
-    """The exported TorchScript feature model run with autograd: logits, a layer's activations and the
-    gradient of each image's class logit with respect to them.
-
-    The graph's profiling executor is switched off for these calls: once it has optimised the graph
-    (from the second call on) gradients no longer reach intermediate outputs ("appears to not have been
-    used in the graph"). Measured on this project's nets, unoptimised execution is also no slower here.
-
-    `dtype="float64"` runs the graph in double precision. The service never does; tests do, so that comparing
-    with a reference implementation does not depend on which float32 kernels oneDNN picks for the CPU.
-    """
-
-    def __init__(self, path: str | Path, layers: Sequence[str], threads: int = 1, dtype: str = "float32") -> None:
-        import torch
-
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path} not found: gradient CAMs need the TorchScript export (`make export`)")
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in torch 2.14.
-            self._module = torch.jit.load(str(path), map_location="cpu").eval()
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-        if dtype == "float64":
-            self._module = self._module.double()
-        self.dtype = np.dtype(dtype)
-        self._torch = torch
-        self.layers = list(layers)
-
-    def __call__(
-        self, batch: np.ndarray, layer: str, targets: Sequence[int | None]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(logits (N, K), activations (N, C, H, W), gradients (N, C, H, W), target indices (N,)) for a batch.
-
-        A target of None is the image's top-1 class. Images of a batch are independent (eval mode), so one
-        backward pass of the summed target logits gives every image's own gradient.
-        """
-        logits, acts, grads, chosen = self.every(batch, [layer], targets)
-        return logits, acts[layer], grads[layer], chosen
-
-    def every(
-        self, batch: np.ndarray, layers: Sequence[str], targets: Sequence[int | None]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-        """As `__call__`, for several layers from one forward and one backward pass (benchmarks/cam.py measures
-        every layer so): (logits, {layer: activations}, {layer: gradients}, target indices)."""
-        torch = self._torch
-        indices = [self.layers.index(layer) for layer in layers]
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=self.dtype))
-        with torch.jit.optimized_execution(False), torch.enable_grad():
-            outs = self._module(x)
-            logits, acts = outs[0], [outs[1 + i] for i in indices]
-            top1 = logits.detach().argmax(dim=1)
-            chosen = torch.tensor([top1[i] if t is None else t for i, t in enumerate(targets)], dtype=torch.long)
-            score = logits.gather(1, chosen[:, None]).sum()
-            grads = torch.autograd.grad(score, acts)
-        return (
-            logits.detach().numpy(),
-            {layer: a.detach().numpy() for layer, a in zip(layers, acts, strict=True)},
-            {layer: g.numpy() for layer, g in zip(layers, grads, strict=True)},
-            chosen.numpy(),
-        )

@@ -1,27 +1,24 @@
 """Run an exported model without PyTorch: ONNX Runtime over artifacts/<model>/.
 
 Used by the TorchServe handler, the UI's in-process backend and the export parity check. The
-TorchScript backend is there for comparison and imports torch only when chosen.
+TorchScript backend is there for comparison and imports torch only when chosen; the same TorchScript
+runner (`cifarlens_runtime.torchscript`) gives the gradient CAMs their autograd on either backend.
+
+The predictor trusts the names it is given (methods, layers, outputs): requests are checked once, in
+`cifarlens_runtime.service`, against what it lists (`layers`, `cam_method`, `cam_layer`). A wrong name from
+code is a programming error and fails with the engine's or the lookup's own error.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cifarlens_runtime.cam import (
-    DEFAULT_METHOD,
-    GRADIENT_CAMS,
-    METHODS,
-    GradientModel,
-    default_layer,
-    eigen_cam,
-)
+from cifarlens_runtime.cam import GRADIENT_CAMS, default_layer, eigen_cam
 from cifarlens_runtime.constants import (
     BACKEND_FILES,
     BACKENDS,
@@ -31,6 +28,8 @@ from cifarlens_runtime.constants import (
     METADATA_FILE,
     TORCHSCRIPT_FILE,
 )
+from cifarlens_runtime.torchscript import TorchScriptModel
+from cifarlens_runtime.vocabulary import DEFAULT_METHOD, EIGEN_METHOD, METHODS
 
 
 def load_metadata(artifact_dir: str | Path) -> dict[str, Any]:
@@ -46,6 +45,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def onnx_session(path: Path, threads: int, providers: Sequence[str]) -> Any:
+    """An ONNX Runtime session of `path` with `threads` intra-op threads and no inter-op parallelism."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=list(providers))
 
 
 class Predictor:
@@ -66,7 +75,6 @@ class Predictor:
         self.artifact_dir = Path(artifact_dir)
         self.backend = backend
         self.threads = threads
-        self._gradients: GradientModel | None = None
         self.metadata = load_metadata(self.artifact_dir)
         self.name: str = self.metadata["model"]
         self.classes: list[str] = list(self.metadata["classes"])
@@ -75,21 +83,8 @@ class Predictor:
         path = self.artifact_dir / BACKEND_FILES[backend]
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run `make export` first")
-        if backend == "onnxruntime":
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(str(path), opts, providers=list(providers))
-        else:
-            import torch
-
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in torch 2.14.
-                self._module = torch.jit.load(str(path), map_location="cpu").eval()
+        self._session = onnx_session(path, threads, providers) if backend == "onnxruntime" else None
+        self._torchscript = TorchScriptModel(path, self.output_names, threads) if backend == "torchscript" else None
 
     @property
     def layers(self) -> list[str]:
@@ -97,7 +92,7 @@ class Predictor:
         return list(self.layer_shapes)
 
     def run(self, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
-        """Raw graph outputs (`logits` and/or layer names) for a float32 batch (N, 3, 32, 32)."""
+        """Raw graph outputs (`logits` and/or layer names) for a float32 batch (N, 3, 32, 32) or one image."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim == 3:
             batch = batch[None]
@@ -106,22 +101,16 @@ class Predictor:
             raise ValueError(
                 f"expected a (N, 3, {size}, {size}) batch (see cifarlens_runtime.preprocess), got {batch.shape}"
             )
-        unknown = [o for o in outputs if o not in self.output_names]
-        if unknown:
-            raise KeyError(f"unknown output(s) {unknown}; {self.name} has {', '.join(self.output_names)}")
-        if self.backend == "onnxruntime":
+        if self._session is not None:
             return self._session.run(list(outputs), {INPUT_NAME: batch})
-        import torch
+        return self.gradients().run(batch, outputs)
 
-        with torch.inference_mode():
-            outs = self._module(torch.from_numpy(batch))
-        return [outs[self.output_names.index(o)].numpy() for o in outputs]
-
-    def gradients(self) -> GradientModel:
-        """The autograd model behind the gradient CAMs (model.ts beside the ONNX file), loaded on first use."""
-        if self._gradients is None:
-            self._gradients = GradientModel(self.artifact_dir / TORCHSCRIPT_FILE, self.layers, self.threads)
-        return self._gradients
+    def gradients(self) -> TorchScriptModel:
+        """The TorchScript runner (model.ts beside the ONNX file): the `torchscript` backend's engine and, on
+        either backend, the gradient CAMs' autograd. One per predictor, loaded on first use."""
+        if self._torchscript is None:
+            self._torchscript = TorchScriptModel(self.artifact_dir / TORCHSCRIPT_FILE, self.output_names, self.threads)
+        return self._torchscript
 
     @property
     def cam_layer(self) -> str:
@@ -145,34 +134,22 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Class activation maps of a (N, 3, 32, 32) batch: (probabilities (N, K), maps (N, H, W) in [0, 1] at the
         layer's resolution, class indices (N,)). None for the method or layer: the net's defaults (`cam_method`,
-        `cam_layer`). A target of None is the image's top-1 class; Eigen-CAM takes none."""
+        `cam_layer`). A target of None is the image's top-1 class. Eigen-CAM has no class: it takes no targets
+        and its indices are the top-1 classes."""
         method = method or self.cam_method
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         layer = layer or self.cam_layer
-        if layer not in self.layer_shapes:
-            raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if method == EIGEN_METHOD:
+            logits, acts = self.run(batch, [LOGITS_NAME, layer])
+            return softmax(logits), np.stack([eigen_cam(a) for a in acts]), logits.argmax(axis=1)
+        fn = GRADIENT_CAMS[method]
         targets = list(targets) if targets is not None else [None] * len(batch)
-        if method in GRADIENT_CAMS:
-            logits, acts, grads, chosen = self.gradients()(batch, layer, targets)
-            fn = GRADIENT_CAMS[method]
-            return softmax(logits), np.stack([fn(a, g) for a, g in zip(acts, grads, strict=True)]), chosen
-        if any(t is not None for t in targets):
-            raise ValueError("eigencam gives the same map for every class: pass no target")
-        logits, acts = self.run(batch, [LOGITS_NAME, layer])
-        return softmax(logits), np.stack([eigen_cam(a) for a in acts]), logits.argmax(axis=1)
+        logits, acts, grads, chosen = self.gradients().gradients(batch, layer, targets)
+        return softmax(logits), np.stack([fn(a, g) for a, g in zip(acts, grads, strict=True)]), chosen
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 10)."""
         return softmax(self.run(batch, [LOGITS_NAME])[0])
-
-    def features(self, x: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, 10), activations (N, C, H, W)) of `layer` for an image or a batch."""
-        if layer not in self.layer_shapes:
-            raise KeyError(f"unknown layer {layer!r}; {self.name} has {', '.join(self.layers)}")
-        logits, act = self.run(x, [LOGITS_NAME, layer])
-        return softmax(logits), act
 
 
 def exported_models(artifacts: str | Path) -> list[str]:

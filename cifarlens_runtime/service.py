@@ -3,7 +3,10 @@
 The TorchServe handler turns its batch into `Request`s and calls `handle_batch`; the UI's
 in-process backend (`--backend local`) calls the same function, so both give the same status
 codes and the same JSON bytes. Every request of a batch gets its own reply: one bad image never
-fails the others. NumPy, Pillow and ONNX Runtime only, plus torch for Grad-CAM (see `cam`).
+fails the others. NumPy, Pillow and ONNX Runtime only, plus torch for the gradient CAMs (see `torchscript`).
+
+Each request is checked once, here (`resolve`): its route, and the method, layer and class it names against
+the net, into a `Route` the predictor then runs as it is, with one set of errors (status and words).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from urllib.parse import parse_qs, unquote
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cifarlens_runtime.cam import DEFAULT_METHOD, GRADIENT_METHODS, METHODS, class_index
 from cifarlens_runtime.constants import (
     CLASS_PARAM,
     EXPLANATIONS_ROUTE,
@@ -30,6 +32,7 @@ from cifarlens_runtime.constants import (
 from cifarlens_runtime.predictor import Predictor, softmax
 from cifarlens_runtime.preprocess import UnsupportedFormat, check_format, plain_reason, to_array, upright
 from cifarlens_runtime.responses import cam_body, encode, error_body, feature_body, listing_body, prediction_body
+from cifarlens_runtime.vocabulary import GRADIENT_METHODS, METHODS, class_index
 
 
 class RequestError(Exception):
@@ -69,15 +72,25 @@ class Reply:
     body: bytes
 
 
-@dataclass
+@dataclass(frozen=True)
 class Route:
-    """What a request asks for: `predict`, `features` (of `layer`), `listing`, or `cam` (of `layer` for
-    `target`, both None for the defaults: the last spatial layer and the top-1 class, by `method`)."""
+    """What a request asks for: `predict`, `listing`, `features` (of `layer`) or `cam` (`method`'s map at `layer`
+    for class `index`, None: the top-1 class). Checked against the net once it comes out of `resolve`."""
 
     kind: str
     layer: str | None = None
+    method: str | None = None
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class CamWords:
+    """The layer, class and method an explanations request names, as sent (the method lowercased; None: not
+    named, so the net's default)."""
+
+    layer: str | None = None
     target: str | None = None
-    method: str = DEFAULT_METHOD
+    method: str | None = None
 
 
 def split_route(route: str | None) -> tuple[str, list[str], str]:
@@ -88,7 +101,7 @@ def split_route(route: str | None) -> tuple[str, list[str], str]:
 
 def parse_explain_route(
     route: str | None, layer: str | None = None, target: str | None = None, method: str | None = None
-) -> Route:
+) -> CamWords:
     """The layer, class and method of an explanations request, from its URL suffix, query or form fields."""
     path, parts, query = split_route(route)
     if len(parts) > 2:
@@ -108,7 +121,8 @@ def parse_explain_route(
         if len(set(given[name])) > 1:
             raise RequestError(400, f"two different values for '{name}': {' and '.join(sorted(set(given[name])))}")
     first = {name: (values or [None])[0] for name, values in given.items()}
-    return Route("cam", first[LAYER_PARAM], first[CLASS_PARAM], (first[METHOD_PARAM] or DEFAULT_METHOD).lower())
+    named = first[METHOD_PARAM]
+    return CamWords(first[LAYER_PARAM], first[CLASS_PARAM], None if named is None else named.lower())
 
 
 def parse_route(route: str | None, layer: str | None = None) -> Route:
@@ -167,19 +181,23 @@ def _error(code: int, message: str) -> Reply:
     return Reply(code, encode(error_body(message, code)))
 
 
-def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
-    """The checked CAM route of an explanations request and its class index (None: the top-1 class). A request
-    that names no method or layer gets the net's defaults (`Predictor.cam_method`, `Predictor.cam_layer`)."""
-    route = parse_explain_route(req.route, req.layer, req.target, req.method)
-    asked = req.method or parse_qs(split_route(req.route)[2]).get(METHOD_PARAM)
-    method = route.method.strip() if asked else predictor.cam_method
-    if method not in METHODS:
-        raise RequestError(400, f"unknown method '{route.method}': use one of {', '.join(METHODS)}")
-    layer = route.layer or predictor.cam_layer
+def _check_layer(predictor: Predictor, layer: str) -> str:
+    """`layer` if the net has it, else a 404 that names the layers it has."""
     if layer not in predictor.layer_shapes:
         raise RequestError(404, f"unknown layer '{layer}': {predictor.name} has {', '.join(predictor.layers)}")
+    return layer
+
+
+def check_cam(predictor: Predictor, words: CamWords) -> Route:
+    """The CAM route of an explanations request, checked against the net: its method, layer and class index (None:
+    the top-1 class). A request that names no method or layer gets the net's defaults (`Predictor.cam_method`,
+    `Predictor.cam_layer`)."""
+    method = words.method.strip() if words.method is not None else predictor.cam_method
+    if method not in METHODS:
+        raise RequestError(400, f"unknown method '{words.method}': use one of {', '.join(METHODS)}")
+    layer = _check_layer(predictor, words.layer or predictor.cam_layer)
     try:
-        index = class_index(route.target, predictor.classes)
+        index = class_index(words.target, predictor.classes)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
     if method not in GRADIENT_METHODS and index is not None:
@@ -187,55 +205,66 @@ def _cam_route(predictor: Predictor, req: Request) -> tuple[Route, int | None]:
             400,
             f"{method} gives the same map for every class: leave out the class, or use {', '.join(GRADIENT_METHODS)}",
         )
-    return Route("cam", layer, route.target, method), index
+    return Route("cam", layer, method, index)
+
+
+def resolve(predictor: Predictor, req: Request) -> Route:
+    """What `req` asks of `predictor`, checked: the one place a request's route, method, layer and class are
+    validated. Anything wrong is a RequestError with its status and the words the client sees."""
+    if req.duplicated:
+        names = ", ".join(f"'{n}'" for n in req.duplicated)
+        raise RequestError(400, f"the form field {names} was sent more than once: send each field once")
+    if req.explain:
+        return check_cam(predictor, parse_explain_route(req.route, req.layer, req.target, req.method))
+    route = parse_route(req.route, req.layer)
+    if route.kind == "features":
+        _check_layer(predictor, route.layer)
+    return route
+
+
+Job = tuple[int, Route, np.ndarray]  # a request's place in the batch, what it asks, its image
 
 
 def handle_batch(predictor: Predictor, requests: list[Request]) -> list[Reply]:
     """Answer every request of a batch, running the net once over all its good images
-    (plus one autograd pass per Grad-CAM layer asked for)."""
+    (plus one pass per CAM method and layer asked for)."""
     replies: list[Reply | None] = [None] * len(requests)
-    jobs: list[tuple[int, Route, np.ndarray, int | None]] = []
+    jobs: list[Job] = []
     for i, req in enumerate(requests):
         try:
-            index = None
-            if req.duplicated:
-                names = ", ".join(f"'{n}'" for n in req.duplicated)
-                raise RequestError(400, f"the form field {names} was sent more than once: send each field once")
-            if req.explain:
-                route, index = _cam_route(predictor, req)
-            else:
-                route = parse_route(req.route, req.layer)
+            route = resolve(predictor, req)
             if route.kind == "listing":
                 replies[i] = Reply(200, encode(listing_body(predictor.metadata, predictor.backend)))
                 continue
-            if route.kind == "features" and route.layer not in predictor.layer_shapes:
-                raise RequestError(
-                    404, f"unknown layer '{route.layer}': {predictor.name} has {', '.join(predictor.layers)}"
-                )
-            jobs.append((i, route, decode_image(as_bytes(req.body)), index))
+            jobs.append((i, route, decode_image(as_bytes(req.body))))
         except RequestError as exc:
             replies[i] = _error(exc.code, exc.message)
     cams = [job for job in jobs if job[1].kind == "cam"]
     forward = [job for job in jobs if job[1].kind != "cam"]
     if forward:
         _answer_forward(predictor, forward, replies)
-    for key in sorted({(r.method, r.layer) for _, r, _, _ in cams}):
+    for key in sorted({(r.method, r.layer) for _, r, _ in cams}):
         _answer_cams(predictor, [job for job in cams if (job[1].method, job[1].layer) == key], replies)
     return [r for r in replies if r is not None]
 
 
-def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
-    """Predictions and feature maps: one ONNX Runtime run over the batch."""
-    layers = sorted({r.layer for _, r, _, _ in jobs if r.layer}, key=predictor.layers.index)
+def _fail_all(jobs: list[Job], replies: list[Reply | None], code: int, message: str) -> None:
+    """The same error for every request of a run that failed as a whole."""
+    for i, _, _ in jobs:
+        replies[i] = _error(code, message)
+
+
+def _answer_forward(predictor: Predictor, jobs: list[Job], replies: list[Reply | None]) -> None:
+    """Predictions and feature maps: one run of the predictor's engine over the batch."""
+    layers = sorted({r.layer for _, r, _ in jobs if r.layer}, key=predictor.layers.index)
     try:
-        outs = predictor.run(np.stack([x for _, _, x, _ in jobs]), [LOGITS_NAME, *layers])
+        outs = predictor.run(np.stack([x for _, _, x in jobs]), [LOGITS_NAME, *layers])
     except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
-        for i, _, _, _ in jobs:
-            replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
+        _fail_all(jobs, replies, 500, f"{predictor.name} failed on this batch: {exc}")
         return
     probs = softmax(outs[0])
     acts = dict(zip(layers, outs[1:], strict=True))
-    for row, (i, route, _, _) in enumerate(jobs):
+    for row, (i, route, _) in enumerate(jobs):
         try:
             if route.kind == "predict":
                 body = prediction_body(predictor.name, predictor.backend, probs[row], predictor.classes)
@@ -247,22 +276,21 @@ def _answer_forward(predictor: Predictor, jobs: list, replies: list[Reply | None
             replies[i] = _error(500, f"cannot encode the answer: {exc}")
 
 
-def _answer_cams(predictor: Predictor, jobs: list, replies: list[Reply | None]) -> None:
-    """Class activation maps of one method and layer: one pass over the batch (forward and backward for Grad-CAM,
-    which runs the TorchScript copy; Eigen-CAM runs ONNX Runtime)."""
+def _answer_cams(predictor: Predictor, jobs: list[Job], replies: list[Reply | None]) -> None:
+    """Class activation maps of one method and layer: one pass over the batch (forward and backward through the
+    TorchScript runner for the gradient methods; Eigen-CAM runs the predictor's engine)."""
     method, layer = jobs[0][1].method, jobs[0][1].layer
     backend = "torchscript" if method in GRADIENT_METHODS else predictor.backend
     try:
-        probs, cams, chosen = predictor.cam(np.stack([x for _, _, x, _ in jobs]), method, layer, [t for *_, t in jobs])
+        batch = np.stack([x for _, _, x in jobs])
+        probs, cams, chosen = predictor.cam(batch, method, layer, [r.index for _, r, _ in jobs])
     except (ImportError, FileNotFoundError) as exc:
-        for i, _, _, _ in jobs:
-            replies[i] = _error(501, f"{method} is not available for {predictor.name} here ({exc}); use eigencam")
+        _fail_all(jobs, replies, 501, f"{method} is not available for {predictor.name} here ({exc}); use eigencam")
         return
     except Exception as exc:  # noqa: BLE001 - the model failing must still answer every request
-        for i, _, _, _ in jobs:
-            replies[i] = _error(500, f"{predictor.name} failed on this batch: {exc}")
+        _fail_all(jobs, replies, 500, f"{predictor.name} failed on this batch: {exc}")
         return
-    for row, (i, _, _, _) in enumerate(jobs):
+    for row, (i, _, _) in enumerate(jobs):
         try:
             body = cam_body(
                 predictor.name, backend, method, layer, cams[row], int(chosen[row]), probs[row], predictor.classes

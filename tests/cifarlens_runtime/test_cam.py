@@ -15,9 +15,7 @@ from PIL import Image
 from cifarlens_runtime.cam import (
     GRADCAMPP_EPS,
     GRADIENT_CAMS,
-    GRADIENT_METHODS,
     MIN_CAM_SIZE,
-    class_index,
     default_layer,
     eigen_cam,
     grad_cam,
@@ -30,7 +28,9 @@ from cifarlens_runtime.cam import (
 )
 from cifarlens_runtime.constants import CLASSES, IMAGE_SIZE, TORCHSCRIPT_FILE
 from cifarlens_runtime.predictor import Predictor
-from cifarlens_runtime.service import Request, handle_batch
+from cifarlens_runtime.service import Request, RequestError, Route, decode_image, handle_batch, resolve
+from cifarlens_runtime.torchscript import TorchScriptModel
+from cifarlens_runtime.vocabulary import GRADIENT_METHODS, METHODS, class_index
 from training.models import list_models
 
 MODELS = list_models()
@@ -66,6 +66,11 @@ def test_class_index_names_the_choices(given) -> None:
     with pytest.raises(ValueError) as info:
         class_index(given)
     assert "airplane" in str(info.value) and "0-9" in str(info.value)
+
+
+def test_every_method_has_its_maths() -> None:
+    """The request's method names and the maths agree: each gradient method has its map, then Eigen-CAM."""
+    assert tuple(GRADIENT_CAMS) == GRADIENT_METHODS and (*GRADIENT_METHODS, "eigencam") == METHODS
 
 
 def test_grad_cam_by_hand() -> None:
@@ -139,15 +144,14 @@ def test_grad_cam_equals_captum_on_the_eager_net(
     """The served Grad-CAM (autograd through the TorchScript export) is Captum's LayerGradCam on the net rebuilt
     from the checkpoint, at the default layer and an earlier one, for the top-1 and for chosen classes; both in
     float64, so that the check does not depend on the CPU's kernels."""
-    from cifarlens_runtime.cam import GradientModel
     from training.checkpoint import model_from_checkpoint
 
     predictor = Predictor(serving_artifacts / model)
-    exact = GradientModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    exact = TorchScriptModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.output_names, dtype="float64")
     eager = model_from_checkpoint(serving_checkpoints / model / "best.pt")[0].double()
     for layer in (predictor.cam_layer, predictor.layers[1]):
         for targets in ([None] * 4, [0, 3, 5, 9]):
-            logits, acts, grads, chosen = exact(noise_batch, layer, targets)
+            logits, acts, grads, chosen = exact.gradients(noise_batch, layer, targets)
             assert acts.dtype == grads.dtype == np.float64
             expected = logits.argmax(1) if targets[0] is None else targets
             np.testing.assert_array_equal(chosen, expected)
@@ -163,19 +167,20 @@ def test_grad_cam_equals_captum_on_the_eager_net(
 
 def test_the_map_checks_fail_on_a_wrong_map(serving_artifacts: Path, noise_batch: np.ndarray) -> None:
     """The check above rejects a map that is not the right one: a single cell moved by 1e-6, another class's map."""
-    from cifarlens_runtime.cam import GradientModel
 
     predictor = Predictor(serving_artifacts / "inception_net")
-    exact = GradientModel(serving_artifacts / "inception_net" / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    exact = TorchScriptModel(
+        serving_artifacts / "inception_net" / TORCHSCRIPT_FILE, predictor.output_names, dtype="float64"
+    )
     layer = predictor.cam_layer
-    _, acts, grads, _ = exact(noise_batch, layer, [0, 3, 5, 9])
+    _, acts, grads, _ = exact.gradients(noise_batch, layer, [0, 3, 5, 9])
     maps = np.stack([grad_cam(a, g) for a, g in zip(acts, grads, strict=True)])
     assert maps.reshape(4, -1).max(axis=1).min() == 1.0  # no blank map, so another class's can differ
     nudged = maps.copy()
     nudged[0, 1, 1] += 1e-6
     with pytest.raises(AssertionError):
         assert_same_maps(nudged, maps)
-    _, acts2, grads2, _ = exact(noise_batch, layer, [1, 4, 6, 8])
+    _, acts2, grads2, _ = exact.gradients(noise_batch, layer, [1, 4, 6, 8])
     with pytest.raises(AssertionError):
         assert_same_maps(np.stack([grad_cam(a, g) for a, g in zip(acts2, grads2, strict=True)]), maps)
 
@@ -243,6 +248,31 @@ def test_cam_errors_in_plain_words(serving_artifacts: Path, kwargs, code, words)
     status, body = answer(Predictor(serving_artifacts / "se_net"), **kwargs)
     assert (status, body["code"]) == (code, code)
     assert words in body["error"], body
+
+
+def test_a_request_is_resolved_once_into_what_the_predictor_runs(serving_artifacts: Path) -> None:
+    """The service turns a request's words into a checked Route (method, layer, class index), the net's defaults
+    where it names none; what it refuses never reaches the predictor, which runs the Route as it is."""
+    predictor = Predictor(serving_artifacts / "se_net")
+    asked = resolve(predictor, Request(explain=True, route="se2/Cat", method=" LayerCAM"))
+    assert asked == Route("cam", "se2", "layercam", 3)
+    assert resolve(predictor, Request(explain=True)) == Route("cam", predictor.cam_layer, predictor.cam_method, None)
+    assert resolve(predictor, Request(route="feature_maps/se1")) == Route("features", "se1")
+    assert resolve(predictor, Request(route="feature_maps")) == Route("listing")
+    for req, code in [
+        (Request(route="feature_maps/se9"), 404),
+        (Request(explain=True, route="se9"), 404),
+        (Request(explain=True, method="eigencam", target="3"), 400),
+        (Request(explain=True, duplicated=("class",)), 400),
+    ]:
+        with pytest.raises(RequestError) as info:
+            resolve(predictor, req)
+        assert info.value.code == code
+    _, maps, chosen = predictor.cam(decode_image(png())[None], asked.method, asked.layer, [asked.index])
+    reply = handle_batch(predictor, [Request(body=png(), explain=True, route="se2/Cat", method=" LayerCAM")])[0]
+    body = json.loads(reply.body)
+    assert (body["method"], body["layer"], body["index"]) == ("layercam", "se2", int(chosen[0]))
+    np.testing.assert_allclose(body["cam"], maps[0], atol=5e-5)  # the answer rounds to 4 decimals
 
 
 def test_blank_maps_are_marked() -> None:
@@ -399,15 +429,14 @@ def test_gradient_methods_equal_pytorch_grad_cam_on_the_eager_net(
     """Every gradient method of the service (one autograd pass through the TorchScript export, NumPy maths) is
     pytorch-grad-cam's on the net rebuilt from the checkpoint, at the net's default layer and an earlier one, for
     the top-1 and for chosen classes; both in float64. A map another method's reference would accept fails."""
-    from cifarlens_runtime.cam import GradientModel
     from training.checkpoint import model_from_checkpoint
 
     predictor = Predictor(serving_artifacts / model)
-    exact = GradientModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    exact = TorchScriptModel(serving_artifacts / model / TORCHSCRIPT_FILE, predictor.output_names, dtype="float64")
     eager = model_from_checkpoint(serving_checkpoints / model / "best.pt")[0].double()
     for layer in dict.fromkeys((predictor.cam_layer, predictor.layers[1])):
         for targets in ([None] * 4, [0, 3, 5, 9]):
-            _, acts, grads, chosen = exact(noise_batch, layer, targets)
+            _, acts, grads, chosen = exact.gradients(noise_batch, layer, targets)
             for method, fn in GRADIENT_CAMS.items():
                 ours = np.stack([fn(a, g) for a, g in zip(acts, grads, strict=True)])
                 assert ours.dtype == np.float64 and ours.shape == (4, *predictor.layer_shapes[layer][1:])
@@ -422,14 +451,13 @@ def test_the_reference_check_fails_on_a_wrong_map(
     """The comparison above rejects wrong maps: each method's map against another method's reference, and a map
     with one cell moved by 1e-6. At se2: at se5 only average pooling follows, so the gradient is the same at every
     cell and HiResCAM is Grad-CAM there (as its paper says), which no check could tell apart."""
-    from cifarlens_runtime.cam import GradientModel
     from training.checkpoint import model_from_checkpoint
 
     predictor = Predictor(serving_artifacts / "se_net")
-    exact = GradientModel(serving_artifacts / "se_net" / TORCHSCRIPT_FILE, predictor.layers, dtype="float64")
+    exact = TorchScriptModel(serving_artifacts / "se_net" / TORCHSCRIPT_FILE, predictor.output_names, dtype="float64")
     eager = model_from_checkpoint(serving_checkpoints / "se_net" / "best.pt")[0].double()
     layer = "se2"
-    _, acts, grads, chosen = exact(noise_batch, layer, [0, 3, 5, 9])
+    _, acts, grads, chosen = exact.gradients(noise_batch, layer, [0, 3, 5, 9])
     methods = list(GRADIENT_CAMS)
     for method, other in zip(methods, methods[1:] + methods[:1], strict=True):
         ours = np.stack([GRADIENT_CAMS[method](a, g) for a, g in zip(acts, grads, strict=True)])
