@@ -127,7 +127,7 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float) -> dict[s
 def cam_defaults(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, Any]:
     """{"cam": {"method", "layer"}}: the default class activation map the net's class names (checked), or nothing
     (the predictor then falls back to Grad-CAM at `cifarlens_runtime.cam.default_layer`)."""
-    from cifarlens_runtime.cam import METHODS
+    from cifarlens_runtime.vocabulary import METHODS
 
     method, layer = getattr(model, "cam_method", None), getattr(model, "cam_layer", None)
     if method is None and layer is None:
@@ -148,29 +148,10 @@ def run_metrics(checkpoint: Path) -> dict[str, Any]:
     return {ours: recorded[theirs] for theirs, ours in RUN_METRIC_KEYS.items() if theirs in recorded}
 
 
-def export_checkpoint(
-    checkpoint: str | Path,
-    out_dir: str | Path,
-    data_dir: str | Path | None = None,
-    n_images: int = PARITY_IMAGES,
-    atol: float = PARITY_ATOL,
-) -> dict[str, Any]:
-    """Write model.ts, model.onnx and metadata.json for one checkpoint; raise ParityError on a mismatch.
-
-    The metadata (with the parity results) is written even when parity fails, to show by how much.
-    """
+def write_graphs(fm: FeatureModel, out_dir: Path, output_names: Sequence[str]) -> list[list[int]]:
+    """Trace `fm` into model.ts and export it into model.onnx (checked in full), both with a dynamic batch axis;
+    returns each layer output's (C, H, W) shape."""
     import onnx
-
-    from cifarlens_runtime.predictor import Predictor
-
-    checkpoint = Path(checkpoint)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = load_checkpoint(checkpoint)
-    model, _ = model_from_checkpoint(ckpt)
-    fm = FeatureModel(model).eval()
-    layers = list(fm.layers)
-    output_names = [LOGITS_NAME, *layers]
 
     example = torch.zeros(2, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
@@ -185,43 +166,88 @@ def export_checkpoint(
             (example,),
             str(out_dir / ONNX_FILE),
             input_names=[INPUT_NAME],
-            output_names=output_names,
+            output_names=list(output_names),
             dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *output_names]},
             opset_version=ONNX_OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
     onnx.checker.check_model(str(out_dir / ONNX_FILE), full_check=True)
+    return shapes
 
-    metrics = {k: ckpt.get("metrics", {})[k] for k in METRIC_KEYS if k in ckpt.get("metrics", {})}
+
+def export_metrics(ckpt: dict[str, Any], model: torch.nn.Module, checkpoint: Path) -> dict[str, Any]:
+    """What the page shows of a net: the checkpoint's METRIC_KEYS (epochs and parameters counted when missing),
+    the epoch whose weights these are, and the run's own record beside the checkpoint (`run_metrics`)."""
+    recorded = ckpt.get("metrics", {})
+    metrics = {k: recorded[k] for k in METRIC_KEYS if k in recorded}
     metrics.setdefault("epochs", ckpt.get("epoch"))
     metrics["best_epoch"] = ckpt.get("epoch")  # the epoch whose weights these are (best validation accuracy)
     metrics.setdefault("params", sum(p.numel() for p in model.parameters()))
     metrics.update(run_metrics(checkpoint))
-    metadata: dict[str, Any] = {
+    return metrics
+
+
+def build_metadata(
+    ckpt: dict[str, Any], model: torch.nn.Module, checkpoint: Path, layers: Sequence[str], shapes: Sequence[list[int]]
+) -> dict[str, Any]:
+    """metadata.json without the parity results: everything serving and the UI read beside the graphs."""
+    return {
         "model": ckpt["model"],
         "classes": list(ckpt.get("classes", CLASSES)),
         "normalization": ckpt.get("normalization", normalization()),
         "image_size": IMAGE_SIZE,
         "input_name": INPUT_NAME,
-        "output_names": output_names,
+        "output_names": [LOGITS_NAME, *layers],
         "feature_layers": [{"name": n, "shape": s} for n, s in zip(layers, shapes, strict=True)],
         **cam_defaults(model, layers),
-        "metrics": metrics,
+        "metrics": export_metrics(ckpt, model, checkpoint),
         "checkpoint": str(checkpoint),
         "onnx_opset": ONNX_OPSET,
         "files": {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE},
     }
-    write_json(out_dir / METADATA_FILE, metadata)
+
+
+def check_parity(
+    model: torch.nn.Module, out_dir: Path, name: str, data_dir: str | Path | None, n_images: int, atol: float
+) -> dict[str, Any]:
+    """The eager model's logits against each exported backend's (through `Predictor`, as serving runs them) on
+    `n_images` test images: {"images", "source", "torchscript": {...}, "onnxruntime": {...}} (see `_compare`)."""
+    from cifarlens_runtime.predictor import Predictor
 
     x, source = parity_images(data_dir, n_images)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     parity: dict[str, Any] = {"images": len(x), "source": source}
     for backend in ("torchscript", "onnxruntime"):
-        probs_free = Predictor(out_dir, backend=backend).run(x, [LOGITS_NAME])[0]
-        parity[backend] = _compare(f"{ckpt['model']} {backend}", ref, probs_free, atol)
-    metadata["parity"] = parity
+        logits = Predictor(out_dir, backend=backend).run(x, [LOGITS_NAME])[0]
+        parity[backend] = _compare(f"{name} {backend}", ref, logits, atol)
+    return parity
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    n_images: int = PARITY_IMAGES,
+    atol: float = PARITY_ATOL,
+) -> dict[str, Any]:
+    """Write model.ts, model.onnx and metadata.json for one checkpoint; raise ParityError on a mismatch.
+
+    The metadata is written before the parity check, then again with its results, so that it is there even
+    when parity fails, to show by how much.
+    """
+    checkpoint = Path(checkpoint)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(ckpt)
+    fm = FeatureModel(model).eval()
+    layers = list(fm.layers)
+    shapes = write_graphs(fm, out_dir, [LOGITS_NAME, *layers])
+    metadata = build_metadata(ckpt, model, checkpoint, layers, shapes)
+    write_json(out_dir / METADATA_FILE, metadata)
+    metadata["parity"] = parity = check_parity(model, out_dir, ckpt["model"], data_dir, n_images, atol)
     write_json(out_dir / METADATA_FILE, metadata)
     errors = [parity[b]["error"] for b in ("torchscript", "onnxruntime") if not parity[b]["passed"]]
     if errors:

@@ -7,8 +7,8 @@ file to define exactly one class. On the ONNX Runtime backend nothing the predic
 torch (TorchServe's own BaseHandler and worker do, which is outside the hot path).
 
 `/explanations/<model>` (TorchServe marks those requests with the `explain` header) answers class
-activation maps, computed per request of the batch like predictions; Grad-CAM runs the archive's
-TorchScript copy with autograd (`cifarlens_runtime.cam`), loaded at start so that no request waits for it.
+activation maps, computed per request of the batch like predictions; the gradient methods run the archive's
+TorchScript copy with autograd (`cifarlens_runtime.torchscript`), loaded at start so that no request waits for it.
 
 Under KServe (`service_envelope=kservev2`, see deploy/kserve/) TorchServe's envelope hands `handle`
 the input tensors of one Open Inference Protocol request instead of REST bodies; each becomes an
@@ -153,7 +153,7 @@ class CifarLensHandler(BaseHandler):
         try:
             self.predictor.gradients()
         except (ImportError, FileNotFoundError, RuntimeError) as exc:  # CAM requests then say why (501)
-            logger.warning("Grad-CAM unavailable for %s: %s", self.predictor.name, exc)
+            logger.warning("gradient CAMs unavailable for %s: %s", self.predictor.name, exc)
         self.context = context
         self.initialized = True
 
