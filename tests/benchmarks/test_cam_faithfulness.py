@@ -1,4 +1,5 @@
-"""The shipped nets' class activation maps are faithful: the checks of benchmarks/cam.py, on 200 real test images.
+"""The shipped nets' class activation maps are faithful: the checks of benchmarks/cam_faithfulness.py, on 200
+real test images.
 
 Deletion: hiding the 20 % of pixels a net's Grad-CAM (at the last layer of at least 8x8) or its default map (the
 method and layer its model file names) ranks highest lowers the top-1 probability more than
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.cam import deletion, load_test_images, localisation
+from benchmarks.cam_faithfulness import deletion, load_test_images, localisation
 from cifarlens_runtime.cam import default_layer
 from cifarlens_runtime.predictor import Predictor
 from cifarlens_runtime.preprocess import to_array
@@ -70,7 +71,8 @@ def test_shipped_default_map_is_rarely_blank_and_faithful(weights_artifacts: Pat
     same deletion and localisation checks; the committed measurement says that is the choice it made."""
     import json
 
-    from benchmarks.cam import RESULTS, blank_shares, gradient_maps
+    from benchmarks.cam_defaults import blank_shares, gradient_maps
+    from benchmarks.common import RESULTS
     from cifarlens_runtime.cam import GRADIENT_METHODS
 
     pictures, labels = images
