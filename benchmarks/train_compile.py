@@ -1,10 +1,11 @@
 """Does `torch.compile` pay for training on this CPU? Eager against compiled, per net, in one interleaved run.
 
 Each net as the CPU recipe builds it (training.config.recipe, profile `cpu`), batch 128, bf16 autocast
-where the CPU has native bf16, the recipe's thread count. Variants, measured in turn within each round
-(so a change in load hits all of them): eager channels_last (the recipe), compiled channels_last, eager
-NCHW, and eager channels_last at batch 256. The compiled net's first step is its compile time; a run of
-N seconds gains from compiling when N x (1 - eager/compiled) exceeds it (the break-even below).
+where the CPU has native bf16, the recipe's thread count. Variants, measured in turn within each round,
+in an order that changes by the rule of benchmarks.rounds (so a change in load hits all of them): eager
+channels_last (the recipe), compiled channels_last, eager NCHW, and eager channels_last at batch 256. The
+compiled net's first step is its compile time; a run of N seconds gains from compiling when
+N x (1 - eager/compiled) exceeds it (the break-even below).
 Training FLOPs per image are counted on a real training step (forward with the auxiliary heads, loss,
 backward) by torch.utils.flop_counter, so GFLOP/s is what the step achieved, not an estimate.
 Synthetic batches: this measures the net, not the data pipeline (benchmarks/train_cpu.py covers that).
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import RESULTS, check_quiet, finish, machine, markdown_table, median_of, write_results
+from benchmarks.rounds import run_rounds
 from training.config import recipe
 from training.device import autocast, precision, resolve_device
 from training.engine import compute_loss
@@ -97,18 +99,20 @@ def build_variants(name: str, kwargs: dict[str, Any], device: torch.device, amp:
 
 
 def measure_net(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Interleaved rounds of the four variants of one net; medians over rounds, compile time once."""
+    """Interleaved rounds of the four variants of one net (benchmarks.rounds); medians over rounds, compile time
+    once."""
     cfg = recipe(name, "cpu")
     steps = build_variants(name, cfg.model_kwargs, device, cfg.amp)
     start = time.perf_counter()
     steps["compiled"]()  # the compile happens in the first call
     compile_seconds = time.perf_counter() - start
-    rounds: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for r in range(args.rounds):
-        for variant in VARIANTS:
-            batch = 256 if variant == "eager_b256" else BATCH
-            rounds[variant].append(images_per_second(steps[variant], batch, args.seconds))
-            print(f"{name} round {r + 1} {variant}: {rounds[variant][-1]:.1f} img/s", flush=True)
+
+    def measure(variant: str, r: int) -> float:
+        img_s = images_per_second(steps[variant], 256 if variant == "eager_b256" else BATCH, args.seconds)
+        print(f"{name} round {r + 1} {variant}: {img_s:.1f} img/s", flush=True)
+        return img_s
+
+    rounds = dict(zip(VARIANTS, run_rounds(VARIANTS, args.rounds, measure, label=f"{name}: round"), strict=True))
     med = {v: median_of(rounds[v]) for v in VARIANTS}
     gflop = training_gflop_per_image(name, cfg.model_kwargs)
     gain = 1 - med["eager"] / med["compiled"]

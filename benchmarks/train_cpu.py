@@ -5,13 +5,14 @@ flip, ToTensor, Normalize), fp32, NCHW. Project: the uint8 tensor loader with ba
 augmentation and channels_last, through `training.engine.train_one_epoch`. Same nets, batch
 size, optimiser and number of timed steps. Run it on a quiet machine:
 
-    python -m benchmarks.train_cpu [--steps 20] [--data-dir ../shared/data/cifar10]
+    python -m benchmarks.train_cpu [--steps 20] [--data-dir ../shared/data/cifar10] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from benchmarks.common import machine, markdown_table, write_results
-from training.constants import IMAGE_SIZE, MEAN, STD
+from benchmarks.common import RESULTS, check_quiet, finish, machine, markdown_table, write_results
+from cifarlens_runtime.constants import IMAGE_SIZE, MEAN, STD
 from training.data import TensorLoader, build_augmentation, load_cifar10
 from training.engine import train_one_epoch
 from training.models import create_model, list_models
@@ -88,9 +89,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the naive loop")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the results go (default: {RESULTS})")
+    parser.add_argument("--force", action="store_true", help="overwrite committed results even from a busy machine")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     info = machine()
+    check_quiet(args.out, args.force, info)
     images, labels = load_cifar10(args.data_dir, "train")
     n = args.batch_size * (args.steps + args.warmup)
     images, labels = images[:n], labels[:n]
@@ -110,7 +114,8 @@ def main() -> None:
                "ratio": round(project / naive, 2)}  # fmt: skip
         print(row, flush=True)
         rows.append(row)
-    payload = {"machine": info, "settings": vars(args), "results": rows}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    payload = {"machine": finish(info), "settings": settings, "results": rows}
     md = markdown_table(rows, ["model", "naive_img_s", "project_img_s", "ratio"])
     md += (
         f"\n\nTraining images/s on the CPU ({args.threads} threads, batch {args.batch_size}, {args.steps} timed steps "
@@ -118,7 +123,7 @@ def main() -> None:
         "transforms, fp32, NCHW. Project: uint8 tensors, batched kornia flip-and-crop, channels_last, "
         "`training.engine.train_one_epoch`."
     )
-    for path in write_results("train_cpu", payload, md):
+    for path in write_results("train_cpu", payload, md, args.out):
         print(path)
 
 
