@@ -18,7 +18,7 @@ from cifarlens_runtime.constants import HOST, UI_PORT
 from gradio_ui import api
 from gradio_ui.client import Backend, BackendError
 from gradio_ui.examples import Example
-from gradio_ui.sections import cams, feature_maps, predictions
+from gradio_ui.sections import cams, compare, feature_maps, predictions
 from gradio_ui.sections.common import (
     PRIVATE,
     Hook,
@@ -140,7 +140,7 @@ def _input_row(examples: Sequence[Example], data_note: str) -> _Input:
             )
             truth = gr.Markdown(true_class_markdown(None), elem_id="true-class")
             predict = gr.Button("Predict with all nets", variant="primary", elem_id="predict-btn")
-            check = gr.Button("Check server", size="sm")
+            check = gr.Button("Check server", size="sm", elem_id="check-btn")
         with gr.Column(scale=2):
             gallery = _gallery(examples, data_note)
     return _Input(image, truth, predict, check, gallery, examples)
@@ -192,7 +192,7 @@ def build_app(backend: Backend, examples: Sequence[Example] = (), data_note: str
         true_label = gr.State(None)
         row = _input_row(examples, data_note)
         page = Page(image=row.image, true_label=true_label, status=status, files=files)
-        sections = [section.build(backend, page) for section in (predictions, cams, feature_maps)]
+        sections = [section.build(backend, page) for section in (predictions, cams, feature_maps, compare)]
         _wire(demo, backend, page, row, banner, sections)
         api.register(backend, files)
     return demo

@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import requests
 
-from cifarlens_runtime.cam import METHODS, class_index
 from cifarlens_runtime.constants import (
     ARCHIVE_VERSION,
     CLASS_PARAM,
@@ -36,6 +35,7 @@ from cifarlens_runtime.files import KeyFileError
 from cifarlens_runtime.files import read_key_file as _read_key_file
 from cifarlens_runtime.keys import lifetime_text, refused, renewal_period_s
 from cifarlens_runtime.predictor import exported_models
+from cifarlens_runtime.vocabulary import METHODS, class_index
 
 DEFAULT_URL = url(Ports.inference)
 DEFAULT_MANAGEMENT_URL = url(Ports.management)

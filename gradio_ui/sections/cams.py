@@ -12,9 +12,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from cifarlens_runtime.cam import METHODS
 from cifarlens_runtime.constants import CLASSES
 from cifarlens_runtime.grid import heat_overlay
+from cifarlens_runtime.vocabulary import METHODS
 from gradio_ui.client import Backend, BackendError
 from gradio_ui.sections.common import NO_IMAGE, NUM_SLOTS, PRIVATE, Listener, Page, Section, model_names, overlay_base
 from gradio_ui.uploads import PageImage, body_of

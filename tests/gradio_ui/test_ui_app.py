@@ -53,13 +53,38 @@ def test_build_app_composes_every_section(local_backend: LocalBackend) -> None:
         assert {f"pred-{i}", f"pred-info-{i}", f"cam-{i}", f"cam-info-{i}"} <= ids
     assert {"status", "training-banner", "input-image", "example-gallery", "cam-status", "fm-net", "fm-layer"} <= ids
     assert {"fm-grid", "fm-overlay", "fm-stats", "fm-plot"} <= ids
+    assert {"compare-info", "compare-table", "compare-plot", "latency-btn", "latency-info", "latency-table"} <= ids
     events = _events(demo)
     # Predict fills the status line and the predictions; its chained event (not a trigger) draws the maps.
     assert any("status" in outs and "pred-0" in outs for outs in events["predict-btn.click"])
     assert any("cam-0" in outs for outs in events["cam-btn.click"])
     assert any("fm-grid" in outs for outs in events["fm-btn.click"])
+    assert any("latency-table" in outs for outs in events["latency-btn.click"])
     apis = {dep["api_name"] for dep in demo.config["dependencies"] if dep.get("api_visibility") != "private"}
     assert apis == {"predict", "feature_maps", "cam"}
+
+
+def _roots(demo, output: str) -> set[str]:
+    """What starts each event chain that ends in writing `output`: '<elem_id or id>.<event>'."""
+    by_id = {c["id"]: c.get("props", {}).get("elem_id") or c["id"] for c in demo.config["components"]}
+    deps = {d["id"]: d for d in demo.config["dependencies"]}
+    roots = set()
+    for dep in deps.values():
+        if output in [by_id.get(o) for o in dep["outputs"]]:
+            while dep["trigger_after"] is not None:
+                dep = deps[dep["trigger_after"]]
+            roots |= {f"{by_id.get(t, t) if t is not None else 'page'}.{name}" for t, name in dep["targets"]}
+    return roots
+
+
+def test_sections_follow_the_pages_events(local_backend: LocalBackend) -> None:
+    """The image's sections follow Predict and a gallery pick; the server's follow the load and Check server."""
+    demo = app.build_app(local_backend, examples.load_examples())
+    load = next(f"{t}.load" for d in demo.config["dependencies"] for t, name in d["targets"] if name == "load")
+    assert _roots(demo, "pred-0") == {"predict-btn.click", "example-gallery.select"}
+    assert _roots(demo, "cam-0") >= {"predict-btn.click", "example-gallery.select", "cam-btn.click"}
+    assert _roots(demo, "compare-table") == _roots(demo, "fm-net") == {load, "check-btn.click"}
+    assert _roots(demo, "latency-table") == {"latency-btn.click"}
 
 
 def test_page_builds_without_gallery(local_backend: LocalBackend) -> None:

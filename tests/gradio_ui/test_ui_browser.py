@@ -140,6 +140,15 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         assert page.locator(selector).first.get_attribute("src")
     assert page.locator("#fm-stats").inner_text().count("\n") > 10
 
+    # The comparison lists the three nets from the server; latency is measured on the button, from this page.
+    table = page.inner_text("#compare-table")
+    assert all(name in table for name in ["inception_net", "plain_cnn", "se_net"]) and "not recorded" in table
+    page.locator("#latency-btn").click()
+    page.wait_for_selector("#latency-info:has-text('Measured from this page')")
+    _wait_idle(page)
+    latency = page.inner_text("#latency-table")
+    assert all(name in latency for name in ["inception_net", "plain_cnn", "se_net"]) and "failed" not in latency
+
     shot = tmp_path / "ui.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

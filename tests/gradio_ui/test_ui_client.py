@@ -212,6 +212,17 @@ def test_rest_inference_token_only_falls_back_to_known_models(fake_server) -> No
         TorchServeBackend(url, management_url=url, token="inf-1", timeout=5).models()
 
 
+def test_a_refusal_states_the_key_lifetime_the_server_uses(fake_server) -> None:
+    """The keys last TOKEN_EXPIRATION_MIN (config.properties and the renewer use it), renewed at half of it."""
+    from cifarlens_runtime.constants import TOKEN_EXPIRATION_MIN
+
+    url, _ = fake_server
+    with pytest.raises(BackendError) as exc:
+        TorchServeBackend(url, management_url=url, token="wrong", timeout=5).predict("se_net", b"png")
+    hours = TOKEN_EXPIRATION_MIN / 60
+    assert f"Keys last {hours:g} h; the server renews them every {hours / 2:g} h" in str(exc.value), exc.value
+
+
 def test_rest_unreachable_says_so() -> None:
     port = _free_port()
     backend = TorchServeBackend(f"http://127.0.0.1:{port}", management_url=f"http://127.0.0.1:{port}", timeout=2)

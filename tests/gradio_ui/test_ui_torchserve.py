@@ -11,7 +11,7 @@ import pytest
 
 from gradio_ui import app
 from gradio_ui.client import BackendError, LocalBackend, TorchServeBackend
-from gradio_ui.sections import cams, feature_maps, predictions
+from gradio_ui.sections import cams, compare, feature_maps, predictions
 from gradio_ui.sections.common import NUM_SLOTS
 from gradio_ui.uploads import image_bytes
 from training.models import list_models
@@ -105,3 +105,12 @@ def test_errors_from_the_server_reach_the_page(rest: TorchServeBackend, torchser
     with pytest.raises(BackendError, match="refused the inference token"):
         wrong_inference.predict("se_net", image_bytes(example_image[0]))
     assert only_inference.predict("se_net", image_bytes(example_image[0]))["model"] == "se_net"
+
+
+def test_compare_over_rest(rest: TorchServeBackend, local_backend: LocalBackend) -> None:
+    """The comparison reads the same listings over REST, and times real HTTP requests to TorchServe."""
+    text, table, _ = compare.compare_view(rest)
+    assert table == compare.compare_view(local_backend)[1] and "listing on **torchserve**" in text
+    text, rows = compare.measure_latency(rest, None, 5)
+    assert "REST over HTTP to TorchServe" in text and rest.url in text
+    assert [row[0] for row in rows] == SERVED and all(row[-1] == 5 and 0 < row[1] <= row[2] for row in rows)

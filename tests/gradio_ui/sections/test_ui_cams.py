@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifarlens_runtime.cam import METHODS
+from cifarlens_runtime.vocabulary import METHODS
 from gradio_ui.client import LocalBackend, TorchServeBackend
 from gradio_ui.sections import cams
 from gradio_ui.sections.common import NUM_SLOTS, OVERLAY_SIZE
