@@ -8,7 +8,8 @@ compiled net's first step is its compile time; a run of N seconds gains from com
 N x (1 - eager/compiled) exceeds it (the break-even below).
 Training FLOPs per image are counted on a real training step (forward with the auxiliary heads, loss,
 backward) by torch.utils.flop_counter, so GFLOP/s is what the step achieved, not an estimate.
-Synthetic batches: this measures the net, not the data pipeline (benchmarks/train_cpu.py covers that).
+Synthetic batches: this measures the net, not the data pipeline (benchmarks/train_cpu.py, naive against the
+project's loader, covers that, in train_cpu_naive.{json,md}).
 
     python -m benchmarks.train_compile [--models se_net] [--rounds 2] [--seconds 12] [--out DIR] [--force]
 """

@@ -123,7 +123,7 @@ def main() -> None:
         "transforms, fp32, NCHW. Project: uint8 tensors, batched kornia flip-and-crop, channels_last, "
         "`training.engine.train_one_epoch`."
     )
-    for path in write_results("train_cpu", payload, md, args.out):
+    for path in write_results("train_cpu_naive", payload, md, args.out):
         print(path)
 
 
