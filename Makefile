@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: install
+test: install v2-env
 	$(PY) -m pytest -q --durations=15
 
 lint: install
@@ -99,6 +99,51 @@ serve: install
 
 stop: install
 	$(PY) -m serving.server stop $(call opt,--workdir,$(SERVE_WORKDIR))
+
+# --- the Open Inference Protocol (v2) on KServe's SDK (issue 20) ---
+# make install-v2: .venv-v2, the v2 server's own environment (KServe's SDK pins pandas, psutil and protobuf below
+#   the main environment's, which stays as it is): pyproject.toml's `v2` extra (kserve, tritonclient, onnxruntime-gpu,
+#   NumPy, Pillow, pytest), then this project without its dependencies (no torch). Needs Python 3.11+ (tomllib).
+#   make test builds it (or says why it could not) and tests/serving/test_kserve_v2.py runs tests/serving/v2 in it;
+#   make test-v2 runs that folder alone (it exports weights/ through .venv first).
+# make serve-v2 / make stop-v2: the v2 server (python -m serving.v2) on ARTIFACTS_DIR (`make export`) in the
+#   background, REST and gRPC on V2_HOST (default 127.0.0.1) at V2_REST_PORT / V2_GRPC_PORT (default 8085 / 8086, in
+#   cifarlens_runtime/constants.py), pid file and log in V2_WORKDIR (default .ts_tmp/v2); returns once ready.
+#   V2_HOST=0.0.0.0 listens on every interface: the server has no authentication (in a pod, KServe's is in front).
+VENV_V2 := .venv-v2
+PY_V2 := $(VENV_V2)/bin/python
+STAMP_V2 := $(VENV_V2)/.installed
+V2_HOST ?=
+V2_REST_PORT ?=
+V2_GRPC_PORT ?=
+V2_WORKDIR ?=
+V2_ARGS = $(call opt,--host,$(V2_HOST)) $(call opt,--rest-port,$(V2_REST_PORT)) $(call opt,--grpc-port,$(V2_GRPC_PORT))
+V2_EXTRA = "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['v2'], sep='\n')"
+
+.PHONY: install-v2 v2-env test-v2 serve-v2 stop-v2
+
+install-v2: $(STAMP_V2)
+
+$(STAMP_V2): pyproject.toml
+	test -x $(PY_V2) || $(PYTHON) -m venv $(VENV_V2)
+	$(PY_V2) -m pip install -q --upgrade pip
+	$(PY_V2) -c $(V2_EXTRA) > $(VENV_V2)/requirements-v2.txt
+	$(PY_V2) -m pip install -q -r $(VENV_V2)/requirements-v2.txt
+	$(PY_V2) -m pip install -q --no-deps -e .
+	touch $(STAMP_V2)
+
+# make test's step: a failed build (no package index, say) is reported, and the v2 tests then skip saying so.
+v2-env:
+	@$(MAKE) --no-print-directory install-v2 || echo "make install-v2 failed (above): the v2 tests will be skipped"
+
+test-v2: install install-v2
+	$(PY_V2) -m pytest -q -p no:cacheprovider --durations=10 tests/serving/v2
+
+serve-v2: install-v2
+	$(PY_V2) -m serving.v2 start --artifacts $(ARTIFACTS_DIR) $(V2_ARGS) $(call opt,--workdir,$(V2_WORKDIR))
+
+stop-v2:
+	$(if $(wildcard $(PY_V2)),$(PY_V2),$(PYTHON)) -m serving.v2 stop $(call opt,--workdir,$(V2_WORKDIR))
 
 # --- UI (issue 4) ---
 # make ui [UI_BACKEND=torchserve|local] [UI_HOST=127.0.0.1] [UI_PORT=7860]: the Gradio inspection page, in front

@@ -109,3 +109,22 @@ TOKEN_EXPIRATION_MIN = 1440
 def url(port: int, host: str = HOST) -> str:
     """http://host:port, the form every client and config file uses."""
     return f"http://{host}:{port}"
+
+
+# --- the Open Inference Protocol (v2) server (`make serve-v2`, serving/v2/) ---
+
+# REST and gRPC ports of `make serve-v2` (on HOST unless told otherwise).
+V2_REST_PORT = 8085
+V2_GRPC_PORT = 8086
+# `make serve-v2` keeps its pid file and log here.
+V2_WORKDIR = Path(".ts_tmp/v2")
+# Tensor names: one input per request, encoded images or 32x32 RGB pixels; outputs besides LOGITS_NAME and the
+# feature layers of metadata.json.
+V2_IMAGE_INPUT = "image"
+V2_PIXELS_INPUT = "pixels"
+PROBABILITIES_NAME = "probabilities"
+# A whole request (REST body or gRPC message): room for one MAX_IMAGE_BYTES image as base64 JSON (4/3 larger).
+V2_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+V2_MAX_IMAGES = 256
+# The float32 outputs one answer may carry (feature layers are up to 2 MB an image).
+V2_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
