@@ -133,8 +133,10 @@ $(STAMP_V2): pyproject.toml
 	touch $(STAMP_V2)
 
 # make test's step: a failed build (no package index, say) is reported, and the v2 tests then skip saying so.
+# Through a variable, as UI_SUBMAKE below: `make -n test` must not build the environment for real.
+V2_SUBMAKE = $(MAKE)
 v2-env:
-	@$(MAKE) --no-print-directory install-v2 || echo "make install-v2 failed (above): the v2 tests will be skipped"
+	@$(V2_SUBMAKE) --no-print-directory install-v2 || echo "make install-v2 failed (above): the v2 tests will be skipped"
 
 test-v2: install install-v2
 	$(PY_V2) -m pytest -q -p no:cacheprovider --durations=10 tests/serving/v2
