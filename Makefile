@@ -147,6 +147,29 @@ serve-v2: install-v2
 stop-v2:
 	$(if $(wildcard $(PY_V2)),$(PY_V2),$(PYTHON)) -m serving.v2 stop $(call opt,--workdir,$(V2_WORKDIR))
 
+# make kserve-v2-store: dist/kserve-v2/<model>/{model.onnx, metadata.json}, the STORAGE_URI layout of
+#   deploy/kserve/inferenceservice-v2.yaml (the v2 server in a custom predictor container, docker/v2.Dockerfile).
+# make v2-container-test [BASE_IMAGE=...]: the committed weights exported into COMPOSE_DIR/artifacts (as
+#   compose-test does), the v2 image built from docker/v2.Dockerfile, run as the manifest runs it (artefacts at
+#   /mnt/models, ports published to 127.0.0.1 only) and called from the host with tritonclient
+#   (tests/serving/v2/test_kserve_v2_container.py); .ci/run calls it beside compose-test.
+KSERVE_V2_DIR ?= dist/kserve-v2
+V2_IMAGE ?= cifarlens-v2:latest
+
+.PHONY: kserve-v2-store v2-container-test
+
+kserve-v2-store:
+	rm -rf $(KSERVE_V2_DIR)
+	for d in $(ARTIFACTS_DIR)/*/; do m=$$(basename $$d); mkdir -p $(KSERVE_V2_DIR)/$$m; \
+		cp $$d/model.onnx $$d/metadata.json $(KSERVE_V2_DIR)/$$m/; done
+	@ls -l $(KSERVE_V2_DIR)/*
+
+v2-container-test: install install-v2 docker-base
+	$(UI_SUBMAKE) export RUNS_DIR=$(COMPOSE_RUNS) ARTIFACTS_DIR=$(COMPOSE_DIR)/artifacts DATA_DIR=$(CIFAR10_DIR)
+	docker build -q -f docker/v2.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(V2_IMAGE) .
+	CIFARLENS_V2_CONTAINER_TEST=1 CIFARLENS_V2_IMAGE=$(V2_IMAGE) CIFARLENS_V2_ARTIFACTS=$(COMPOSE_DIR)/artifacts \
+		$(PY_V2) -m pytest -q -p no:cacheprovider tests/serving/v2/test_kserve_v2_container.py
+
 # --- UI (issue 4) ---
 # make ui [UI_BACKEND=torchserve|local] [UI_HOST=127.0.0.1] [UI_PORT=7860]: the Gradio inspection page, in front
 #   of `make serve` (URL and token from CIFARLENS_URL / CIFARLENS_TOKEN / CIFARLENS_KEY_FILE, else the ports
