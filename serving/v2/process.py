@@ -48,10 +48,13 @@ class Address:
         return f"{self.local_host}:{self.grpc_port}"
 
 
-def serve_command(artifacts: str | Path, address: Address, threads: int = 1) -> list[str]:
-    """The foreground server's command line, in this interpreter (the v2 environment)."""
+def serve_command(
+    artifacts: str | Path, address: Address, threads: int = 1, python: str | Path | None = None
+) -> list[str]:
+    """The foreground server's command line, in `python` (default: this interpreter, the v2 environment; a client
+    in the main environment, such as the serving benchmark, names .venv-v2's)."""
     return [
-        sys.executable, "-m", MODULE, "serve", "--artifacts", str(artifacts), "--host", address.host,
+        str(python or sys.executable), "-m", MODULE, "serve", "--artifacts", str(artifacts), "--host", address.host,
         "--rest-port", str(address.rest_port), "--grpc-port", str(address.grpc_port), "--threads", str(threads),
     ]  # fmt: skip
 
@@ -124,7 +127,12 @@ def _wait_ready(proc: subprocess.Popen, address: Address, workdir: Path, timeout
 
 
 def start(
-    artifacts: str | Path, address: Address, workdir: str | Path, threads: int = 1, timeout_s: float = READY_TIMEOUT_S
+    artifacts: str | Path,
+    address: Address,
+    workdir: str | Path,
+    threads: int = 1,
+    timeout_s: float = READY_TIMEOUT_S,
+    python: str | Path | None = None,
 ) -> int:
     """Start the server in the background (its own session, output in workdir/v2.log); its pid, once ready."""
     workdir = Path(workdir)
@@ -134,7 +142,7 @@ def start(
         raise RuntimeError(f"a v2 server already runs from {workdir} (pid {pid}): `make stop-v2` first")
     with open(workdir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
-            serve_command(artifacts, address, threads),
+            serve_command(artifacts, address, threads, python),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     (workdir / PID_FILE).write_text(f"{proc.pid}\n")
