@@ -29,7 +29,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from training.constants import CLASSES
+from cifarlens_runtime.constants import CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
 KSERVE_DIR = REPO / "deploy" / "kserve"
