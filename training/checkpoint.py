@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from cifarlens_runtime.constants import CLASSES, normalization
 from cifarlens_runtime.files import replacing
-from training.constants import CLASSES, normalization
 from training.models import MODELS, CifarNet, create_model
 
 FORMAT = "cifarlens-checkpoint/1"

@@ -6,28 +6,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from training.config import (
-    AUTO,
-    AUTO_OTHER,
-    AUTO_PROFILES,
-    PROFILES,
-    TrainConfig,
-    add_config_arguments,
-    config_from_args,
-    resolve_profile,
-)
+from training.config import AUGMENTATIONS, AUTO, AUTO_OTHER, AUTO_PROFILES, PROFILES, TrainConfig, resolve_profile
 from training.data import DataError
 from training.models import list_models
+from training.options import add_config_arguments, config_from_args
 
 
 def planned_configs(args: argparse.Namespace, models: list[str]) -> tuple[list[TrainConfig], str, str]:
     """Each net's config for `args`, the profile's name and how it is shown (`cpu (auto: no CUDA device)`).
 
     A real run and `--dry-run` both come through here, so a dry run shows what the run would use.
+    `--config FILE` (train only) replays a saved config.json instead of a profile's recipe.
     """
     from training.device import resolve_device
 
+    if getattr(args, "config", None):
+        return [config_from_args(args, m, "") for m in models], "", f"none (replaying {args.config})"
     device_option = args.device if args.device is not None else TrainConfig.device
     profile, shown = resolve_profile(args.profile, resolve_device(device_option).type, device_option)
     return [config_from_args(args, m, profile) for m in models], profile, shown
@@ -73,6 +69,8 @@ def print_plan(configs: list[TrainConfig], shown_profile: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if not args.model and not args.config:
+        raise ValueError("train needs --model NET or --config FILE")
     (cfg,), _, shown = planned_configs(args, [args.model])
     if args.dry_run:
         return print_plan([cfg], shown)
@@ -109,12 +107,12 @@ def cmd_train_all(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from cifarlens_runtime.constants import CLASSES
     from training import plots
     from training.checkpoint import model_from_checkpoint
-    from training.constants import CLASSES
     from training.data import TensorLoader, load_cifar10, per_class_subset
     from training.device import precision, resolve_device
-    from training.trainer import test_levels
+    from training.final import test_levels
 
     device = resolve_device(args.device)
     model, ckpt = model_from_checkpoint(args.checkpoint, device)
@@ -168,8 +166,8 @@ def cmd_samples(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from cifarlens_runtime.constants import CLASSES
     from training import plots
-    from training.constants import CLASSES
     from training.data import build_augmentation, load_cifar10, per_class_subset, to_float
 
     images, labels = load_cifar10(args.data_dir, "train")
@@ -220,6 +218,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_HELP = """\
+Train with a profile's recipe for each net; every option below overrides it. In brackets, what each
+profile sets an option to; `--dry-run` prints exactly what a run will use, per net.
+
+A run writes into <out-dir>/<run-name>/: config.json, best.pt, last.pt, history.csv/json, curves.png,
+metrics.json, confusion.png, train.log (every line it prints) and TensorBoard events
+(`tensorboard --logdir runs`). `--resume` (auto) continues its last.pt, `--resume PATH` another one; a
+resume refuses a recipe other than the one the run started with (it lists the fields) unless
+--force-resume. Where and how a run goes (paths, device, threads, compile, progress, save/stop, eval
+batch) is not part of the recipe."""
+
+
 def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """--profile, --dry-run and every TrainConfig option: what `train` and `train-all` share."""
     by_device = ", ".join(f"{name} on {kind.upper()}" for kind, name in AUTO_PROFILES.items())
@@ -231,20 +241,25 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="train one net")
-    p.add_argument("--model", required=True, choices=list_models())
+def _add_training_commands(sub: Any) -> None:
+    """`train` and `train-all`."""
+    p = sub.add_parser("train", help="train one net", description=TRAIN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--model", choices=list_models(), help="the net to train (required unless --config gives it)")
+    p.add_argument("--config", metavar="FILE", help="replay a saved config.json (its recipe, not its --resume or "
+                   "--stop-after); the options given beside it override it, --profile is not used")  # fmt: skip
     _add_plan_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("train-all", help="train every net with its recipe, then write runs/report.md")
+    p = sub.add_parser("train-all", help="train every net with its recipe, then write runs/report.md",
+                       description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--models", nargs="+", choices=list_models())
     _add_plan_arguments(p)
     p.set_defaults(func=cmd_train_all)
 
+
+def _add_checkpoint_commands(sub: Any) -> None:
+    """`evaluate` and `featuremaps`: what a trained checkpoint does."""
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
     p.add_argument("checkpoint")
     p.add_argument("--data-dir", default=None, help="ImageFolder root (default: the checkpoint's)")
@@ -268,10 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_featuremaps)
 
+
+def _add_file_commands(sub: Any) -> None:
+    """`samples`, `publish` and `report`: figures, shipped weights and the comparison of the runs."""
     p = sub.add_parser("samples", help="PNG grids of training images and of augmented variants")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="runs/samples")
-    p.add_argument("--augment", default="seed")
+    p.add_argument("--augment", default="seed", choices=AUGMENTATIONS)
     p.add_argument("--per-class", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_samples)
@@ -285,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rewrite runs/report.md from the runs' metrics.json")
     p.add_argument("--runs", default="runs")
     p.set_defaults(func=cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_training_commands(sub)
+    _add_checkpoint_commands(sub)
+    _add_file_commands(sub)
     return parser
 
 

@@ -1,16 +1,16 @@
-"""The typed training configuration, its per-net recipes, and its command-line form."""
+"""The typed training configuration, each field's meaning and allowed values, and the per-net recipes.
+
+Every field carries its own help (`field(metadata=...)`), so `--help` says what each option does and
+which values it takes; `training.options` turns the fields into command-line options.
+"""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from training.constants import DEFAULT_SEED
+from cifarlens_runtime.constants import DEFAULT_SEED
 
 PROFILES = ("full", "cpu", "finetune", "smoke")
 # `--profile auto` (the default): the recipe made for the device the run will use, by device type; any other
@@ -22,59 +22,98 @@ AUTO_OTHER = "cpu"
 WARM_START_PROFILES = ("finetune",)
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("linear", "onecycle", "cosine", "step", "plateau", "constant")
+AUGMENTATIONS = ("none", "fast", "seed")
+FLIPS = ("none", "random", "alternate")
+# `resume` spellings: "auto" continues <out_dir>/<run_name>/last.pt when there is one, "" starts afresh;
+# anything else is the path of a last.pt. true/false are kept as aliases (and True/False from Python).
+RESUME_AUTO = "auto"
+RESUME_ALIASES = {"true": RESUME_AUTO, "false": "", "auto": RESUME_AUTO, "": ""}
+# Fields that say where and how a run goes, not what it trains: resuming ignores them when it compares
+# the command line's recipe with the one a last.pt was started with (see `recipe_changes`).
+NOT_RECIPE = (
+    "data_dir", "out_dir", "run_name", "device", "threads", "compile", "channels_last", "eval_batch_size",
+    "progress", "save_every", "stop_after", "resume", "force_resume", "init_from", "epoch_overhead",
+)  # fmt: skip
+# Fields a time budget sets (the run's plan): a budgeted run keeps the plan it started with.
+PLAN = ("epochs", "total_steps")
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+    """A field whose help, allowed values and argument name reach `--help` (metadata, as HfArgumentParser
+    reads it)."""
+    metadata = {"help": help, "choices": choices, "metavar": metavar}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
     """Everything one training run depends on; saved in every checkpoint and in config.json."""
 
-    model: str = "se_net"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    data_dir: str | None = None  # None: torchvision download into ./data; else an ImageFolder root
-    out_dir: str = "runs"
-    run_name: str | None = None  # default: the model name
-    epochs: int = 30
-    total_steps: int = 0  # >0: stop after this many optimiser steps (set from time_budget); else epochs x batches
-    time_budget: float = 0.0  # >0: seconds for the whole run; its length is sized from the throughput measured here
-    epoch_overhead: float = 0.5  # time_budget: seconds each epoch spends beyond training and validation (estimate)
-    batch_size: int = 256  # the global batch: under torchrun each of N ranks takes batch_size / N of it
-    accumulate: int = 1  # >1: one backward per chunk of the batch (equals that many torchrun ranks)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    norm_bias_lr_scale: float = 1.0  # lr multiplier of biases and norm weights (they get no weight decay)
-    schedule: str = "onecycle"
-    warmup_fraction: float = 0.2  # linear and one-cycle: share of steps spent warming up
-    step_size: int = 10  # step schedule: epochs between decays
-    gamma: float = 0.1  # step and plateau schedules: decay factor
-    patience: int = 3  # plateau schedule
-    label_smoothing: float = 0.2
-    aux_weight: float = 0.3  # weight of each auxiliary loss (InceptionNet)
-    augment: str = "fast"
-    translate: int = 2  # random shift of up to this many pixels (reflect padding)
-    cutout: int = 0  # >0: fill a random square of this side with the mean colour (augment=fast)
-    flip: str = "alternate"  # none, random, or alternate (each image mirrored every other epoch)
-    dirac_init: bool = False  # identity-initialise convs with as many outputs as inputs or more
-    ema_decay: float = 0.0  # 0 disables the exponential moving average of the weights
-    tta: bool = True  # headline test accuracy with flip TTA (metrics also hold none and flip+translate)
-    val_fraction: float = 0.2
-    seed: int = DEFAULT_SEED
-    per_class: int = 0  # >0: use only this many training images per class (smoke runs, tests)
-    test_per_class: int = 0  # >0: evaluate on only this many test images per class
-    max_steps_per_epoch: int = 0  # >0: cut every epoch short (smoke runs, tests)
-    stop_after: int = 0  # >0: stop after this many epochs in this invocation (resume later)
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 (AMX, AVX512_BF16)
-    channels_last: bool = True
-    compile: bool = False
-    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
-    eval_batch_size: int = 1000
-    save_every: float = 60.0  # seconds between last.pt saves (also saved at the end, on Ctrl-C and SIGTERM)
-    resume: bool = False
-    init_from: str | None = None  # a checkpoint whose weights start this run (fresh optimiser and schedule)
-    progress: bool = True
+    model: str = _opt("se_net", "the net to train")
+    model_kwargs: dict[str, Any] = _opt({}, "constructor arguments of the net, as JSON")
+    data_dir: str | None = _opt(
+        None, "ImageFolder root with train/ and test/; unset: torchvision download into data/", metavar="DIR"
+    )
+    out_dir: str = _opt("runs", "runs are written to <out_dir>/<run_name>/", metavar="DIR")
+    run_name: str | None = _opt(None, "the run's folder name (unset: the model name)", metavar="NAME")
+    epochs: int = _opt(30, "epochs to train (with a time budget: set from the measured throughput)")
+    total_steps: int = _opt(0, ">0: stop after this many optimiser steps (set from time_budget); 0: epochs x batches")
+    time_budget: float = _opt(
+        0.0, ">0: seconds for the whole run, sized from the throughput measured at its start", metavar="SECONDS"
+    )
+    epoch_overhead: float = _opt(
+        0.5, "time budget: seconds each epoch spends beyond training and validation", metavar="SECONDS"
+    )
+    batch_size: int = _opt(256, "the global batch: under torchrun each of N ranks takes batch_size / N of it")
+    accumulate: int = _opt(1, ">1: one backward per chunk of the batch (as that many torchrun ranks would)")
+    optimizer: str = _opt("sgd", "sgd (Nesterov by default), adam or adamw", OPTIMIZERS)
+    lr: float = _opt(0.1, "peak learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    nesterov: bool = _opt(True, "Nesterov momentum (SGD)")
+    weight_decay: float = _opt(5e-4, "weight decay of conv and linear weights (biases and norm weights get none)")
+    norm_bias_lr_scale: float = _opt(1.0, "lr multiplier of biases and norm weights")
+    schedule: str = _opt("onecycle", "learning-rate schedule", SCHEDULES)
+    warmup_fraction: float = _opt(0.2, "linear and onecycle schedules: share of the steps spent warming up")
+    step_size: int = _opt(10, "step schedule: epochs between decays")
+    gamma: float = _opt(0.1, "step and plateau schedules: decay factor")
+    patience: int = _opt(3, "plateau schedule: epochs without a better val accuracy before a decay")
+    label_smoothing: float = _opt(0.2, "label smoothing of the cross-entropy loss")
+    aux_weight: float = _opt(0.3, "weight of each auxiliary loss (InceptionNet)")
+    augment: str = _opt("fast", "fast: random shift (+ cutout); seed: shift, rotation, colour jitter, erasing "
+                        "(kornia); none", AUGMENTATIONS)  # fmt: skip
+    translate: int = _opt(2, "random shift of up to this many pixels (reflect padding)")
+    cutout: int = _opt(0, ">0: fill a random square of this side with the mean colour (augment fast)")
+    flip: str = _opt("alternate", "random: each image mirrored with p=1/2; alternate: every other epoch", FLIPS)
+    dirac_init: bool = _opt(False, "identity-initialise convs with as many outputs as inputs or more")
+    ema_decay: float = _opt(0.0, ">0: validate and keep an exponential moving average of the weights")
+    tta: bool = _opt(True, "headline test accuracy with flip TTA (metrics.json holds every TTA level)")
+    val_fraction: float = _opt(0.2, "share of the training set held out for validation (stratified)")
+    seed: int = _opt(DEFAULT_SEED, "seed of the split, the init, the batch order and the augmentation")
+    per_class: int = _opt(0, ">0: only this many training images per class (smoke runs, tests)")
+    test_per_class: int = _opt(0, ">0: only this many test images per class")
+    max_steps_per_epoch: int = _opt(0, ">0: cut every epoch short (smoke runs, tests)")
+    stop_after: int = _opt(0, ">0: stop after this many epochs in this invocation (continue with --resume)")
+    device: str = _opt("auto", "auto (CUDA when there is one, else the CPU), cpu, cuda, cuda:N, mps", metavar="DEVICE")
+    amp: bool = _opt(True, "bf16 autocast on CUDA and on CPUs with native bf16 (AMX, AVX512_BF16)")
+    channels_last: bool = _opt(True, "channels-last memory format (faster with cuDNN and oneDNN)")
+    compile: bool = _opt(False, "torch.compile the training net")
+    threads: int = _opt(0, "CPU threads for torch; 0 keeps torch's default")
+    eval_batch_size: int = _opt(1000, "batch of validation and test")
+    save_every: float = _opt(
+        60.0, "seconds between last.pt saves (also saved at the end, on Ctrl-C and SIGTERM)", metavar="SECONDS"
+    )
+    resume: str = _opt("", "PATH of a last.pt to continue, or auto: <out_dir>/<run_name>/last.pt if it exists "
+                       "(true/false: aliases of auto/off); refuses a changed recipe")  # fmt: skip
+    force_resume: bool = _opt(False, "resume even though the recipe differs from the one the run started with")
+    init_from: str | None = _opt(
+        None, "a checkpoint whose weights start this run (fresh optimiser and schedule)", metavar="CHECKPOINT"
+    )
+    progress: bool = _opt(True, "progress bars")
+
+    def __post_init__(self) -> None:
+        self.resume = normalize_resume(self.resume)
 
     @property
     def name(self) -> str:
@@ -82,6 +121,40 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """A config saved by `to_dict` (config.json, a checkpoint); fields it lacks take their defaults."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        return cls(**data)
+
+
+def normalize_resume(value: str | bool | None) -> str:
+    """`resume` as stored: "auto", "" (off) or a path; True/"true" mean auto, False/"false"/None off."""
+    if value is None or isinstance(value, bool):
+        return RESUME_AUTO if value else ""
+    return RESUME_ALIASES.get(value.lower(), value)
+
+
+def field_default(name: str) -> Any:
+    """TrainConfig's own default of field `name` (what a saved config that lacks the field meant)."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def recipe_changes(cfg: TrainConfig, saved: Mapping[str, Any]) -> list[str]:
+    """The recipe fields where `cfg` differs from the `saved` config, as `name: saved -> cfg` (NOT_RECIPE aside;
+    a budgeted run's plan aside)."""
+    ignored = set(NOT_RECIPE) | (set(PLAN) if saved.get("time_budget") else set())
+    changes = []
+    for f in fields(TrainConfig):
+        before = saved.get(f.name, field_default(f.name))
+        if f.name not in ignored and before != getattr(cfg, f.name):
+            changes.append(f"{f.name}: {before!r} -> {getattr(cfg, f.name)!r}")
+    changes += [f"{k}: {saved[k]!r} -> (no such field)" for k in sorted(set(saved) - {f.name for f in fields(cfg)})]
+    return changes
 
 
 # Per-net recipes, all time-budgeted (see `time_budget`). What they share comes from the ablation in
@@ -153,51 +226,8 @@ def resolve_profile(profile: str, device_type: str, device_option: str = "auto")
     return name, f"{name} ({AUTO}: {why})"
 
 
-def _base_type(tp: Any) -> Any:
-    """The non-None type of an annotation such as `str | None`."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0]
-    return tp
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One `--option` per TrainConfig field (default: unset, so recipes fill the gaps)."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        tp = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "model":
-            continue
-        if tp is bool:
-            parser.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=f"(default {f.default})")
-        elif typing.get_origin(tp) is dict or tp is dict:
-            parser.add_argument(flag, type=json.loads, default=None, metavar="JSON", help="constructor arguments")
-        else:
-            default = f.default if f.default is not dataclasses.MISSING else None
-            parser.add_argument(flag, type=tp, default=None, help=f"(default {default})")
-
-
-def config_from_args(args: argparse.Namespace, model: str, profile: str) -> TrainConfig:
-    """Recipe of `model` under `profile`, overridden by every option given on the command line."""
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    overrides.pop("model", None)
-    cfg = recipe(model, profile, **overrides)
-    validate(cfg)
-    return cfg
-
-
 def validate(cfg: TrainConfig) -> None:
     """Fail early, with the allowed values, on a config that cannot run."""
-    from training.data import AUGMENTATIONS, FLIPS
     from training.models import list_models
 
     checks = [

@@ -1,8 +1,10 @@
 """CIFAR-10 as uint8 tensors: two sources, one cache, a stratified split and batched augmentation.
 
 Images are decoded once into a uint8 array (cached on disk for the ImageFolder source), then
-served in batches straight from memory, on the training device; augmentation runs per sample
-but in batches (kornia), so no per-image Python sits on the hot path.
+served in batches straight from memory, on the training device. Augmentation is drawn per sample
+but applied to whole batches (a gather for the shift, a mask for cutout; kornia only for the `seed`
+preset's rotation, colour jitter and erasing), so no per-image Python sits on the hot path. A run
+builds its three loaders once (`CifarData.loaders`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,19 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
+from cifarlens_runtime.constants import CLASSES, DEFAULT_SEED, IMAGE_SIZE, IMAGE_SUFFIXES, MEAN, STD
 from cifarlens_runtime.files import replacing
-from training.constants import CLASSES, DEFAULT_SEED, IMAGE_SIZE, MEAN, STD
-
-if TYPE_CHECKING:
-    from training.config import TrainConfig
+from training.config import AUGMENTATIONS, FLIPS, TrainConfig
 
 SPLITS = ("train", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DEFAULT_DOWNLOAD_ROOT = Path("data")
-AUGMENTATIONS = ("none", "fast", "seed")
-FLIPS = ("none", "random", "alternate")
 
 
 class DataError(RuntimeError):
@@ -186,8 +183,7 @@ def build_augmentation(name: str, translate: int = 4, cutout: int = 0) -> nn.Mod
 
     Flips are not part of it: the loader flips (randomly or alternating by epoch, see `FLIPS`).
     `fast` translates by up to `translate` px, then cuts out a `cutout` px square when `cutout` > 0;
-    `seed` adds the original author's rotation,
-    colour jitter and erasing (kornia).
+    `seed` adds the original author's rotation, colour jitter and erasing (kornia).
     """
     if name == "none":
         return nn.Identity()
@@ -293,6 +289,16 @@ class TensorLoader:
         return self.batches()
 
 
+@dataclass
+class Loaders:
+    """A run's three loaders, built once: shuffled and augmented `train` (this rank's part of each batch),
+    plain `val` and `test`."""
+
+    train: TensorLoader
+    val: TensorLoader
+    test: TensorLoader
+
+
 class CifarData:
     """The three parts of CIFAR-10 for one run (train, stratified val, test), as uint8 tensors on `device`."""
 
@@ -334,3 +340,7 @@ class CifarData:
                 world_size=world_size,
             )
         return TensorLoader(images, labels, cfg.eval_batch_size, channels_last=cfg.channels_last)
+
+    def loaders(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> Loaders:
+        """The three loaders of a run (`train` for this rank)."""
+        return Loaders(self.loader("train", cfg, rank, world_size), self.loader("val", cfg), self.loader("test", cfg))

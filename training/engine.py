@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from training.constants import NUM_CLASSES
+from cifarlens_runtime.constants import NUM_CLASSES
 from training.device import autocast
 
 # Test-time augmentation levels: 0 none, 1 mirror, 2 mirror and +-1 px translation (airbench's).
@@ -83,13 +83,7 @@ def train_one_epoch(
     bar = tqdm(batches, total=total, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for step, (x, y) in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
-        if accumulate > 1:
-            loss, logits = _accumulate(model, x, y, criterion, aux_weight, accumulate, device, amp)
-        else:
-            with autocast(device, amp):
-                outputs = model(x)
-                loss, logits = compute_loss(outputs, y, criterion, aux_weight)
-            loss.backward()
+        loss, logits = _backward(model, x, y, criterion, aux_weight, accumulate, device, amp)
         optimizer.step()
         if step_scheduler is not None:
             step_scheduler.step()
@@ -102,12 +96,9 @@ def train_one_epoch(
         if on_step is not None:
             on_step(step)
         if progress and (step % 10 == 0 or step + 1 == total):
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(
-                loss=f"{loss_sum.item() / stats.images:.3f}",
-                acc=f"{correct.item() / stats.images:.3f}",
-                img_s=f"{stats.images / max(elapsed, 1e-9):.0f}",
-            )
+            rate = stats.images / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{loss_sum.item() / stats.images:.3f}",
+                            acc=f"{correct.item() / stats.images:.3f}", img_s=f"{rate:.0f}")  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats.seconds = time.perf_counter() - start
@@ -115,6 +106,25 @@ def train_one_epoch(
         stats.loss = loss_sum.item() / stats.images
         stats.acc = correct.item() / stats.images
     return stats
+
+
+def _backward(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    aux_weight: float,
+    chunks: int,
+    device: torch.device,
+    amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward one batch (in `chunks` parts when > 1); returns its loss and main logits."""
+    if chunks > 1:
+        return _accumulate(model, x, y, criterion, aux_weight, chunks, device, amp)
+    with autocast(device, amp):
+        loss, logits = compute_loss(model(x), y, criterion, aux_weight)
+    loss.backward()
+    return loss, logits
 
 
 def _accumulate(

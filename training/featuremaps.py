@@ -74,8 +74,8 @@ def save_featuremaps(
     model: CifarNet, image: Path, out_dir: Path, layers: Sequence[str] | None = None, max_channels: int = 64
 ) -> list[Path]:
     """One PNG grid of channels per layer for an image file; returns the written paths."""
-    from training.grid import channel_grid
-    from training.preprocess import preprocess
+    from cifarlens_runtime.grid import channel_grid
+    from cifarlens_runtime.preprocess import preprocess
 
     x = torch.from_numpy(preprocess(Path(image))).unsqueeze(0)
     device = next(model.parameters()).device

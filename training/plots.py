@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cifarlens_runtime.constants import CLASSES  # noqa: E402
 from cifarlens_runtime.files import replacing  # noqa: E402
-from training.constants import CLASSES  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from training.constants import CLASSES
+from cifarlens_runtime.constants import CLASSES
+from training.config import TrainConfig, recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,3 +47,11 @@ def shared_cifar10() -> Path:
 def _cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoded-array caches go to a per-session folder (the shared copy's cache is kept in ./data)."""
     monkeypatch.setenv("CIFARLENS_CACHE", os.environ.get("CIFARLENS_CACHE", str(REPO / "data" / "cache")))
+
+
+def tiny_config(data_dir: Path, out_dir: Path, **kw: Any) -> TrainConfig:
+    """Two short epochs of plain_cnn on `tiny_image_folder` (6 batches of 16), with EMA and kornia augmentation."""
+    base = recipe("plain_cnn", "smoke")
+    defaults = dict(epochs=2, batch_size=16, per_class=0, test_per_class=0, augment="seed", ema_decay=0.9,
+                    progress=False, threads=1)  # fmt: skip
+    return replace(base, data_dir=str(data_dir), out_dir=str(out_dir), **{**defaults, **kw})

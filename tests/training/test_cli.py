@@ -171,6 +171,28 @@ def test_a_real_run_uses_what_its_dry_run_printed(tiny_image_folder: Path, tmp_p
     assert plan["augmentation"].startswith(f"{saved['augment']} (shift {saved['translate']} px")
 
 
+def test_resume_refuses_another_recipe_and_config_replays_the_run(
+    tiny_image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--resume` with a changed option fails, naming the field and the way out; `--config` with the run's own
+    config.json resumes it (its recipe exactly), and the run's train.log holds both invocations."""
+    args = ["train", "--model", "plain_cnn", "--profile", "smoke", "--data-dir", str(tiny_image_folder),
+            "--out-dir", str(tmp_path), "--per-class", "4", "--test-per-class", "2", "--batch-size", "20",
+            "--progress", "false", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "plain_cnn"
+    assert main([*args, "--resume", "--lr", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "another recipe (lr: 0.1 -> 0.05)" in err and f"--config {run / 'config.json'}" in err
+    assert "--force-resume" in err
+    assert main(["train", "--config", str(run / "config.json"), "--resume", "--progress", "false"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"profile: none (replaying {run / 'config.json'})") and "resumed" in out
+    assert main([*args, "--resume", "--lr", "0.05", "--force-resume"]) == 0
+    log = (run / "train.log").read_text()
+    assert log.count("plain_cnn: val") == 3 and "--force-resume: continuing" in log
+
+
 @pytest.mark.parametrize("command", ["train", "train-all"])
 def test_help_mentions_dry_run_and_auto(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):

@@ -61,3 +61,55 @@ def test_auto_profiles_are_real_profiles() -> None:
     for name in (*AUTO_PROFILES.values(), AUTO_OTHER):
         assert name in PROFILES and name not in WARM_START_PROFILES
         assert all(recipe(m, name).model == m for m in list_models())
+
+
+def test_every_field_says_what_it_does() -> None:
+    """The help `--help` shows comes from the fields themselves; those with a fixed set of values name it."""
+    from dataclasses import fields
+
+    from training.config import AUGMENTATIONS, FLIPS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+    assert all(f.metadata.get("help") for f in fields(TrainConfig))
+    choices = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if f.metadata.get("choices")}
+    assert choices == {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "flip": FLIPS}
+
+
+def test_config_does_not_import_the_data_module() -> None:
+    """The allowed augmentations and flips live in config.py: config no longer reaches into data.py."""
+    import subprocess
+    import sys
+
+    from tests.training.conftest import REPO
+
+    code = "import sys, training.config as c; c.validate(c.recipe('se_net', 'smoke')); print('training.data' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [(True, "auto"), (False, ""), (None, ""), ("true", "auto"), ("False", ""), ("auto", "auto"),
+     ("runs/x/last.pt", "runs/x/last.pt")],
+)  # fmt: skip
+def test_resume_keeps_its_old_spellings(given: object, stored: str) -> None:
+    from training.config import TrainConfig
+
+    assert TrainConfig(resume=given).resume == stored
+
+
+def test_a_saved_config_round_trips_and_unknown_fields_are_refused() -> None:
+    from training.config import TrainConfig
+
+    cfg = recipe("inception_net", "cpu", lr=0.05)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match=r"unknown config fields \['lr_typo'\]"):
+        TrainConfig.from_dict({**cfg.to_dict(), "lr_typo": 1})
+
+
+def test_recipe_changes_name_each_recipe_field_that_differs() -> None:
+    from training.config import recipe_changes
+
+    saved = recipe("se_net", "cpu", time_budget=0.0).to_dict()
+    assert recipe_changes(recipe("se_net", "cpu", time_budget=0.0, threads=1, progress=False), saved) == []
+    changes = recipe_changes(recipe("se_net", "cpu", time_budget=0.0, cutout=8, model_kwargs={}), saved)
+    assert changes == ["model_kwargs: {'drop_block': 0.0, 'dropout': 0.2} -> {}", "cutout: 0 -> 8"]

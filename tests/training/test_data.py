@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.constants import CLASSES, VAL_PER_CLASS
+from cifarlens_runtime.constants import CLASSES, VAL_PER_CLASS
 from training.data import (
     DataError,
     TensorLoader,
@@ -128,7 +128,7 @@ def test_translate_shifts_each_image_by_at_most_pad_pixels() -> None:
 
 
 def test_cutout_fills_one_square_per_image_with_the_mean() -> None:
-    from training.constants import MEAN
+    from cifarlens_runtime.constants import MEAN
     from training.data import Cutout
 
     torch.manual_seed(0)

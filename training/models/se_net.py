@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.constants import IN_CHANNELS, NUM_CLASSES
+from cifarlens_runtime.constants import IN_CHANNELS, NUM_CLASSES
 from training.models.base import CifarNet
 from training.models.layers import ConvBNAct, DropBlock, SqueezeExcite
 
