@@ -12,7 +12,7 @@ from typing import Any
 
 from cifarlens_runtime.constants import DEFAULT_SEED
 
-PROFILES = ("full", "cpu", "finetune", "smoke")
+PROFILES = ("full", "cpu", "long", "finetune", "smoke")
 # `--profile auto` (the default): the recipe made for the device the run will use, by device type; any other
 # device (a CPU, MPS) gets AUTO_OTHER.
 AUTO = "auto"
@@ -182,6 +182,21 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
             _CPU, time_budget=1200.0, model_kwargs={"stem_downsample": 4, "dropout": 0.2, "aux_dropout": 0.3}
         ),
         "se_net": dict(_CPU, time_budget=1380.0, model_kwargs={"drop_block": 0.0, "dropout": 0.2}),
+    },
+    # As far as a CPU allows, resumable across sessions (`--resume`; `make train-all PROFILE=long
+    # TRAIN_ARGS=--resume` continues every net where it stopped). The fairness rule of the comparison is
+    # the same images seen by every net: 40 epochs of the 40,000 training images each (1.6 M, near the GPU
+    # run's SENet at 2.1 M), sized by epochs and not by time, so that a run continued on another machine
+    # keeps its schedule. A 4 px shift as for the GPU's longer runs; compiled (it pays on runs this long:
+    # benchmarks/results/train_cpu.md). Its regularisation is the CPU recipe's until the 15-epoch SENet
+    # ablation (benchmarks/results/recipe_ablation_long.md) has measured what helps at length.
+    "long": {
+        name: dict(RECIPE, time_budget=0.0, epochs=40, translate=4, compile=True)
+        for name, RECIPE in (
+            ("plain_cnn", dict(_CPU, model_kwargs={"drop_block": 0.0, "dropout": 0.2})),
+            ("inception_net", dict(_CPU, model_kwargs={"stem_downsample": 4, "dropout": 0.2, "aux_dropout": 0.3})),
+            ("se_net", dict(_CPU, model_kwargs={"drop_block": 0.0, "dropout": 0.2})),
+        )
     },
     # Refine a trained net on one CPU core beside other work: warm start from --init-from (required), a short
     # warm-up to 0.04 at batch 128 (the GPU recipe's lr per image, scaled down 2.5x), then one-cycle decay to

@@ -113,3 +113,15 @@ def test_recipe_changes_name_each_recipe_field_that_differs() -> None:
     assert recipe_changes(recipe("se_net", "cpu", time_budget=0.0, threads=1, progress=False), saved) == []
     changes = recipe_changes(recipe("se_net", "cpu", time_budget=0.0, cutout=8, model_kwargs={}), saved)
     assert changes == ["model_kwargs: {'drop_block': 0.0, 'dropout': 0.2} -> {}", "cutout: 0 -> 8"]
+
+
+def test_long_profile_gives_every_net_the_same_images() -> None:
+    """The comparison's fairness rule: equal images seen, sized by epochs (not by time), so a run continued
+    on another machine keeps its schedule."""
+    from training.config import recipe as make_recipe
+
+    cfgs = [make_recipe(name, "long") for name in ("plain_cnn", "inception_net", "se_net")]
+    assert {(c.epochs, c.time_budget, c.batch_size, c.val_fraction, c.per_class) for c in cfgs} == {
+        (40, 0.0, 128, 0.2, 0)
+    }
+    assert all(c.compile for c in cfgs)
