@@ -201,7 +201,7 @@ demo: install
 # --- benchmarks (issue 5) ---
 # make bench [DATA_DIR=...]: training images/s (naive loop vs the project's), then serving latency and throughput
 #   (eager, TorchScript, ONNX Runtime in process vs REST through TorchServe, judged against the issue's targets)
-#   -> benchmarks/results/{train_cpu,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine: both
+#   -> benchmarks/results/{train_cpu_naive,serve_cpu}.{json,md}. Numbers only mean something on a quiet machine: both
 #   record the CPU, its instruction sets, the load and the busiest processes; the serving script interleaves what
 #   it compares in rounds and refuses to overwrite committed results at a load average over 0.5 (--force, --out DIR).
 # make bench-train / make bench-serve: one of the two; BENCH_SERVE_ARGS=--quick validates the serving script.
@@ -214,7 +214,7 @@ BENCH_TRAIN = $(PY) -m benchmarks.train_cpu $(if $(DATA_DIR),--data-dir $(DATA_D
 BENCH_SERVE = $(PY) -m benchmarks.serve --runs $(RUNS_DIR) --artifacts $(ARTIFACTS_DIR) --model-store $(MODEL_STORE) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_SERVE_ARGS)
 
-.PHONY: bench bench-train bench-serve bench-cam
+.PHONY: bench bench-train bench-compile bench-serve bench-cam
 
 bench: install
 	$(BENCH_TRAIN)
@@ -222,6 +222,10 @@ bench: install
 
 bench-train: install
 	$(BENCH_TRAIN)
+
+# make bench-compile: eager against torch.compile training steps per net -> benchmarks/results/train_cpu.{json,md}.
+bench-compile: install
+	$(PY) -m benchmarks.train_compile
 
 bench-serve: install
 	$(BENCH_SERVE)
