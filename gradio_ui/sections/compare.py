@@ -228,11 +228,10 @@ def measure_latency(
 
 def _layout() -> dict[str, Any]:
     c: dict[str, Any] = {"info": gr.Markdown(elem_id="compare-info")}
-    with gr.Row():
-        c["table"] = gr.Dataframe(label="Accuracy and costs", interactive=False, elem_id="compare-table")
-        c["plot"] = gr.Image(
-            label="Per-class test accuracy", type="pil", format="png", interactive=False, elem_id="compare-plot"
-        )
+    c["table"] = gr.Dataframe(label="Accuracy and costs", interactive=False, elem_id="compare-table")
+    c["plot"] = gr.Image(
+        label="Per-class test accuracy", type="pil", format="png", interactive=False, elem_id="compare-plot"
+    )
     with gr.Row():
         c["requests"] = gr.Slider(5, 100, value=LATENCY_REQUESTS, step=5, label="Requests per net")
         c["button"] = gr.Button("Measure latency", elem_id="latency-btn")
