@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.cam_faithfulness import composites, deletion_of_maps, faithfulness, quadrant_mass, upsample_all
-from cifarlens_runtime.cam import GRADIENT_CAMS, GRADIENT_METHODS, default_layer
+from cifarlens_runtime.cam import GRADIENT_CAMS, default_layer
 from cifarlens_runtime.predictor import Predictor, softmax
 from cifarlens_runtime.preprocess import to_array
+from cifarlens_runtime.vocabulary import GRADIENT_METHODS
 
 BATCH = 100  # images per autograd pass when measuring every layer at once
 # A default may leave at most this share of images with an all-zero map.

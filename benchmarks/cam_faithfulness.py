@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cifarlens_runtime.cam import GRADIENT_METHODS, upsample
+from cifarlens_runtime.cam import upsample
 from cifarlens_runtime.constants import CLASSES, IMAGE_SIZE
 from cifarlens_runtime.predictor import Predictor
 from cifarlens_runtime.preprocess import to_array
+from cifarlens_runtime.vocabulary import GRADIENT_METHODS
 
 DELETE_FRACTION = 0.2
 CANVAS = 2 * IMAGE_SIZE

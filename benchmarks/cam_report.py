@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.common import describe_machine, markdown_table
-from cifarlens_runtime.cam import GRADIENT_METHODS
+from cifarlens_runtime.vocabulary import GRADIENT_METHODS
 
 
 def pct(x: float) -> str:

@@ -38,9 +38,6 @@ from PIL import Image
 
 from cifarlens_runtime.constants import IMAGE_SIZE
 
-# Kept importable from their old home until gradio_ui/ and benchmarks/ import them from `vocabulary`.
-from cifarlens_runtime.vocabulary import DEFAULT_METHOD, GRADIENT_METHODS, METHODS, class_index  # noqa: F401
-
 # Grad-CAM++'s guard against 0/0 where a gradient is zero, pytorch-grad-cam's value.
 GRADCAMPP_EPS = 1e-6
 # The default layer is the last inspectable one whose map has at least this many pixels a side (a quarter

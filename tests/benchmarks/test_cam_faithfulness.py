@@ -73,7 +73,7 @@ def test_shipped_default_map_is_rarely_blank_and_faithful(weights_artifacts: Pat
 
     from benchmarks.cam_defaults import blank_shares, gradient_maps
     from benchmarks.common import RESULTS
-    from cifarlens_runtime.cam import GRADIENT_METHODS
+    from cifarlens_runtime.vocabulary import GRADIENT_METHODS
 
     pictures, labels = images
     predictor = Predictor(weights_artifacts / model)
