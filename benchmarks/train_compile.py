@@ -145,6 +145,7 @@ def render(payload: dict[str, Any]) -> str:
         f"{payload['threads']} threads. `break_even_seconds`: the run length above which compiling pays. "
         "GFLOP/s from the FLOPs of a training step counted by torch.utils.flop_counter; "
         "`shipped_train_gflop_per_image`: the same count for the shipped nets as built (weights/*/config.json).",
+        *(["", payload["note"]] if payload.get("note") else []),  # what a person read in the numbers, kept
     ])  # fmt: skip
 
 

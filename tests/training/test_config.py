@@ -124,4 +124,4 @@ def test_long_profile_gives_every_net_the_same_images() -> None:
     assert {(c.epochs, c.time_budget, c.batch_size, c.val_fraction, c.per_class) for c in cfgs} == {
         (40, 0.0, 128, 0.2, 0)
     }
-    assert all(c.compile for c in cfgs)
+    assert [c.compile for c in cfgs] == [True, False, True]  # InceptionNet lost by compiling (train_cpu.md)
