@@ -20,11 +20,11 @@ def _help(capsys: pytest.CaptureFixture[str], command: str = "train") -> str:
 def test_help_shows_each_fields_doc_choices_and_what_each_profile_uses(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(capsys)
     assert "--batch-size N the global batch: under torchrun each of N ranks takes batch_size / N of it" in text
-    assert "[full: 512; cpu: 128; finetune: 128; smoke: 50]" in text  # not the dataclass's 256
-    assert "peak learning rate [full: 0.4; cpu: 0.1; finetune: 0.04; smoke: 0.1]" in text
+    assert "[full: 512; cpu: 128; long: 128; finetune: 128; smoke: 50]" in text  # not the dataclass's 256
+    assert "peak learning rate [full: 0.4; cpu: 0.1; long: 0.1; finetune: 0.04; smoke: 0.1]" in text
     assert "--augment {none,fast,seed}" in text and "--flip {none,random,alternate}" in text
     assert "--schedule {linear,onecycle,cosine,step,plateau,constant}" in text
-    assert "[full: by budget; cpu: by budget; finetune: by budget; smoke: 1]" in text  # epochs
+    assert "[full: by budget; cpu: by budget; long: 40; finetune: by budget; smoke: 1]" in text  # epochs
     assert "--resume [PATH|auto]" in text and "--force-resume [BOOL]" in text and "--config FILE" in text
     assert "--dry-run prints what a run will use" in text and "train.log" in text and "tensorboard --logdir" in text
 
