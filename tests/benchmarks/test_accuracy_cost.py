@@ -27,3 +27,12 @@ def test_rows_cite_the_files_that_measured_them() -> None:
 def test_plot_is_written(tmp_path: Path) -> None:
     path = accuracy_cost.plot(accuracy_cost.rows(), tmp_path / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_every_cost_names_the_machine_and_load_it_was_measured_on() -> None:
+    measured = accuracy_cost.measured_on()
+    assert set(measured) == {"flops", "rest", "cpu_run"}
+    for m in measured.values():
+        recorded = json.loads((accuracy_cost.RESULTS / m["file"]).read_text())["machine"]
+        assert m["cpu"] == recorded["cpu"] and m["load_average_at_start"] == recorded["load_average_at_start"]
+        assert m["load_average_at_start"] is not None
