@@ -3,20 +3,23 @@
 Per net: batch-1 latency and batch-64 throughput in process, and the handler's own code (JPEG to JSON)
 without TorchServe (benchmarks.serve_inprocess); the same nets behind a real TorchServe (own workdir,
 free ports on 127.0.0.1, token auth on, stopped at the end even on failure) with 1 sequential and 8
-concurrent clients (benchmarks.serve_rest), and the feature-map route of every layer
-(benchmarks.serve_featuremaps), all with real JPEG test images.
+concurrent clients (benchmarks.serve_rest), the feature-map route of every layer
+(benchmarks.serve_featuremaps), and the Open Inference Protocol (v2) server on the same artefacts with the same
+clients, sending what tritonclient sends (benchmarks.serve_v2; `--no-v2` leaves it out), all with real JPEG
+test images.
 
 Every compared variant runs in each of `--rounds` interleaved rounds, in an order that changes from
 round to round by the rule of benchmarks.rounds, so a burst of other work on the machine hits all of
 them alike; each figure is the median of its per-round values. Targets are judged only by ratios and
 differences within this run (benchmarks.serve_report): REST p50 at most 3 ms above in-process ONNX
 Runtime p50; feature-map p50 at most 3 ms above the prediction p50, for every layer; 8 clients reach
-70 % of in-process batch-64 throughput; no failed request. The CPU, its instruction sets, the load
+70 % of in-process batch-64 throughput; v2 p50 at most 1.5 ms above in-process ONNX Runtime p50; no failed
+request. The CPU, its instruction sets, the load
 average and the busiest other processes are recorded before and after; from a busy machine (load
 average > 0.5 at the start) the committed results are not overwritten unless --force.
 
     python -m benchmarks.serve [--artifacts artifacts] [--model-store model_store] [--rounds 5] [--quick]
-                               [--out DIR]
+                               [--out DIR] [--no-v2]
 
 Missing artefacts or archives are built from runs/<model>/best.pt (serving.export, serving.archive).
 """
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +43,14 @@ from benchmarks.serve_report import markdown, targets
 from benchmarks.serve_rest import CONCURRENT_CLIENTS, prediction_variants
 from benchmarks.serve_rest import Client as Client  # re-exported: tests/serving/test_key_renewal.py
 from benchmarks.serve_setup import archive_config, ensure_archives, test_inputs
+from benchmarks.serve_v2 import v2_server, v2_variants
 from benchmarks.serve_variant import Variant, run_variants
 from cifarlens_runtime.constants import Ports
 from serving.server import free_ports, start_server, stop
 from training.models import list_models
 
-GROUPS = ("in_process", "service", "rest_sequential", "rest_concurrent", "rest_feature_maps")
+GROUPS = ("in_process", "service", "rest_sequential", "rest_concurrent", "rest_feature_maps", "v2_sequential",
+          "v2_concurrent")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,6 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the results go (default: {RESULTS})")
     parser.add_argument("--force", action="store_true", help="overwrite committed results even from a busy machine")
     parser.add_argument("--quick", action="store_true", help="few requests, 1 thread: validates the script")
+    parser.add_argument("--no-v2", dest="v2", action="store_false", help="leave out the v2 server (no .venv-v2)")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.iters, args.batches, args.warmup, args.rounds = 40, 40, 4, 8, 2
@@ -74,7 +81,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace, variants: list[Variant], jpegs: list[bytes]) -> list[str]:
-    """Start TorchServe, add its variants to the in-process ones, run every round, stop it (even on failure).
+    """Start TorchServe and the v2 server, add their variants to the in-process ones, run every round, stop both
+    (even on failure).
     Returns the failed requests; TorchServe's logs are kept when there are any."""
     workdir = Path(tempfile.mkdtemp(prefix="cifarlens-bench-serve-"))
     server = None
@@ -86,7 +94,10 @@ def measure(args: argparse.Namespace, variants: list[Variant], jpegs: list[bytes
         print(f"TorchServe healthy in {time.perf_counter() - t0:.0f} s (workdir {workdir})", flush=True)
         variants += prediction_variants(server, args.models, jpegs, args)
         variants += feature_map_variants(server, args.models, Path(args.artifacts), jpegs, args)
-        run_variants(variants, args.rounds)
+        with v2_server(args.artifacts) if args.v2 else nullcontext() as address:
+            if address is not None:
+                variants += v2_variants(address, args.models, jpegs, args)
+            run_variants(variants, args.rounds)
     except BaseException:
         print(f"TorchServe logs kept in {workdir / 'logs'}", file=sys.stderr)
         raise

@@ -2,8 +2,8 @@
 
 Targets are judged only by ratios and differences of medians from one run (so a slower machine or a busier
 moment moves both sides alike): REST p50 at most 3 ms above in-process ONNX Runtime p50; feature-map p50 at most
-3 ms above the prediction p50, for every layer; 8 clients reach 70 % of in-process batch-64 throughput; no
-failed request.
+3 ms above the prediction p50, for every layer; 8 clients reach 70 % of in-process batch-64 throughput; the v2
+server's p50 at most 1.5 ms above in-process ONNX Runtime p50 (issue 20); no failed request.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from benchmarks.common import describe_machine, markdown_table
 from benchmarks.serve_inprocess import BATCH
 from benchmarks.serve_rest import CONCURRENT_CLIENTS
+from benchmarks.serve_v2 import V2_TARGET_MS, v2_judgement
 
 TARGET_P50_OVERHEAD_MS = 3.0
 TARGET_FEATURE_OVERHEAD_MS = 3.0
@@ -28,7 +29,9 @@ FEATURE_COLUMNS = ["model", "layer", "shape", "n", "p50_ms", "p50_spread_ms", "p
                    "response_bytes"]  # fmt: skip
 TARGET_COLUMNS = ["model", "ort_p50_ms", "rest_p50_ms", "overhead_ms", "latency_pass", "worst_layer",
                   "feature_over_prediction_ms", "feature_pass", "ort_b64_img_s", "rest_8c_req_s", "ratio",
-                  "throughput_pass", "failed", "failed_pass"]  # fmt: skip
+                  "throughput_pass", "v2_p50_ms", "v2_added_ms", "v2_pass", "v2_8c_req_s", "failed",
+                  "failed_pass"]  # fmt: skip
+V2_SEQUENTIAL_COLUMNS = ["model", "n", "p50_ms", "p50_spread_ms", "p95_ms", "p99_ms", "failed", "response_bytes"]
 
 
 def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
@@ -54,6 +57,7 @@ def target_row(name: str, groups: dict[str, list[dict[str, Any]]], config: dict[
     conc = _row(groups["rest_concurrent"], model=name)
     features = [r for r in groups["rest_feature_maps"] if r["model"] == name]
     failed = sum(r.get("failed", 0) for g in groups.values() for r in g if r["model"] == name)
+    v2 = v2_row(name, groups, ort["p50_ms"])
     overhead = float(seq["p50_ms"] - ort["p50_ms"])
     feature_overhead = max(float(r["p50_ms"] - seq["p50_ms"]) for r in features)
     ratio = conc["req_s"] / ort["b64_img_s"]
@@ -74,9 +78,25 @@ def target_row(name: str, groups: dict[str, list[dict[str, Any]]], config: dict[
         "rest_8c_req_s": conc["req_s"],
         "ratio": round(ratio, 3),
         "throughput_pass": _verdict(tput_ok),
+        **v2,
         "failed": failed,
         "failed_pass": _verdict(failed == 0),
-        "all_pass": latency_ok and feature_ok and tput_ok and failed == 0,
+        "all_pass": latency_ok and feature_ok and tput_ok and v2.get("v2_pass", "pass") == "pass" and failed == 0,
+    }
+
+
+def v2_row(name: str, groups: dict[str, list[dict[str, Any]]], ort_p50_ms: float) -> dict[str, Any]:
+    """The v2 server's part of one net's targets row; {} from a run without it (`--no-v2`)."""
+    seq = [r for r in groups.get("v2_sequential", []) if r["model"] == name]
+    conc = [r for r in groups.get("v2_concurrent", []) if r["model"] == name]
+    if not seq:
+        return {}
+    judged = v2_judgement(float(seq[0]["p50_ms"]), float(ort_p50_ms))
+    return {
+        "v2_p50_ms": seq[0]["p50_ms"],
+        "v2_added_ms": judged["v2_added_ms"],
+        "v2_pass": _verdict(judged["met"]),
+        "v2_8c_req_s": conc[0]["req_s"] if conc else None,
     }
 
 
@@ -95,16 +115,30 @@ def markdown(payload: dict[str, Any]) -> str:
         markdown_table(payload["rest_concurrent"], CONCURRENT_COLUMNS),
         "\n## REST, feature maps of every layer, 1 sequential client (ms)\n",
         markdown_table(payload["rest_feature_maps"], FEATURE_COLUMNS),
+        *v2_tables(payload),
         "\n## Targets\n",
         f"REST p50 at most {TARGET_P50_OVERHEAD_MS:g} ms above in-process ONNX Runtime p50 (1 thread); feature-map "
         f"p50 at most {TARGET_FEATURE_OVERHEAD_MS:g} ms above the prediction p50, for every layer (the worst layer "
         f"shown); {CONCURRENT_CLIENTS} clients reach at least {TARGET_THROUGHPUT_RATIO:.0%} of in-process ONNX "
-        f"Runtime batch-{BATCH} throughput (1 thread); no failed request.\n",
+        f"Runtime batch-{BATCH} throughput (1 thread); the v2 server's p50 at most {V2_TARGET_MS:g} ms above in-process "
+        "ONNX Runtime p50; no failed request.\n",
         markdown_table(payload["targets"], TARGET_COLUMNS),
     ]
     if payload["settings"]["quick"]:
         parts.insert(0, "**Quick validation run (`--quick`): too few requests for meaningful percentiles.**\n")
     return "\n".join(parts)
+
+
+def v2_tables(payload: dict[str, Any]) -> list[str]:
+    """The v2 server's two tables; none from a run without it."""
+    if not payload.get("v2_sequential"):
+        return []
+    return [
+        "\n## v2 (Open Inference Protocol), 1 sequential client, batch 1 (ms)\n",
+        markdown_table(payload["v2_sequential"], V2_SEQUENTIAL_COLUMNS),
+        f"\n## v2 (Open Inference Protocol), {CONCURRENT_CLIENTS} concurrent clients\n",
+        markdown_table(payload["v2_concurrent"], CONCURRENT_COLUMNS),
+    ]
 
 
 def settings_text(payload: dict[str, Any]) -> str:
@@ -124,6 +158,7 @@ def settings_text(payload: dict[str, Any]) -> str:
         f"Machine: {describe_machine(m)}. Busiest other processes (% of one core) at {busiest}.\n\n"
         + in_process_text(s)
         + rest_text(payload)
+        + v2_text(payload)
     )
 
 
@@ -154,4 +189,16 @@ def rest_text(payload: dict[str, Any]) -> str:
         "`ts_queue_ms` are TorchServe's own mean time per request and in its queue (Prometheus counters): client "
         f"p50 minus those is HTTP and the client. Every loop stops early after {s['time_cap']} s. Failed = any "
         "answer other than 200 or a connection error.\n"
+    )
+
+
+def v2_text(payload: dict[str, Any]) -> str:
+    """What the v2 rows measured; nothing from a run without them."""
+    if not payload.get("v2_sequential"):
+        return ""
+    return (
+        "\nv2: the Open Inference Protocol server (`serving/v2`, KServe's SDK, in .venv-v2, 1 ONNX Runtime thread) on "
+        f"`{payload['settings']['artifacts']}`, REST on a free loopback port, no auth; the same clients and request "
+        "counts as the REST rows, each request what tritonclient sends by default (the JPEG as one BYTES element "
+        "in binary tensor data, binary outputs asked for), to `/v2/models/<net>/infer`.\n"
     )

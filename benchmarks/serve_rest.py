@@ -1,6 +1,7 @@
 """Serving through TorchServe's REST API: predictions with 1 sequential client and with 8 concurrent clients.
 
-Clients are Python threads with one keep-alive `http.client` connection each, on the same machine as the
+The clients and the two loops (`sequential`, `concurrent`) are the benchmarks' one HTTP client: the v2 rows
+(benchmarks.serve_v2) use them too, with requests of their own. Clients are Python threads with one keep-alive `http.client` connection each, on the same machine as the
 server, sending real JPEG test images; a failed request is counted, not raised. TorchServe's own mean time
 per request and in its queue (its Prometheus counters) split the client's latency into server and HTTP.
 """
@@ -12,7 +13,7 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.rounds import time_calls
@@ -27,33 +28,41 @@ _PROM_LINE = re.compile(r"^(ts_\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$")
 TS_COUNTERS = ("ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
 
 
-class Client:
-    """One keep-alive HTTP connection to TorchServe; counts failed requests instead of raising."""
+Request = tuple[bytes, dict[str, str]]  # a body and the headers of its own (on top of the client's)
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.port = server.ports.inference
-        self.headers = self._headers()
+
+class HttpClient:
+    """One keep-alive HTTP connection to a port on HOST; counts failed requests instead of raising. Subclasses say
+    which headers every request carries and which answers mean "send it once more with fresh headers"."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.headers = self.fresh_headers()
         self.conn: http.client.HTTPConnection | None = None
         self.failures: list[str] = []
         self.last_size = 0
 
-    def _headers(self) -> dict[str, str]:
-        return {**self.server.headers("inference"), "Content-Type": "image/jpeg"}
+    def fresh_headers(self) -> dict[str, str]:
+        """The headers every request carries (read again after a refusal)."""
+        return {}
 
-    def post(self, path: str, body: bytes) -> bool:
-        """True on a 200 answer; a failure is recorded and the connection reopened. A refused key (the server's
-        renewer replaced it) is read again from the key file and the request sent once more."""
+    def refused(self, status: int, data: bytes) -> bool:
+        """Whether this answer asks for a retry with fresh headers."""
+        return False
+
+    def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> bool:
+        """True on a 200 answer; a failure is recorded and the connection reopened. A refused request is sent once
+        more with fresh headers."""
         try:
             for attempt in range(2):
                 if self.conn is None:
                     self.conn = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT_S)
-                self.conn.request("POST", path, body=body, headers=self.headers)
+                self.conn.request("POST", path, body=body, headers={**self.headers, **(headers or {})})
                 resp = self.conn.getresponse()
                 data = resp.read()
-                if attempt or not refused(resp.status, data):
+                if attempt or not self.refused(resp.status, data):
                     break
-                self.headers = self._headers()
+                self.headers = self.fresh_headers()
             self.last_size = len(data)
             if resp.status == 200:
                 return True
@@ -63,10 +72,34 @@ class Client:
             self.close()
         return False
 
+    def send(self, path: str, request: Request) -> bool:
+        """`post` of one prepared request."""
+        return self.post(path, request[0], request[1])
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class Client(HttpClient):
+    """TorchServe's inference port, with its token; a refused key (the server's renewer replaced it) is read again
+    from the key file."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        super().__init__(server.ports.inference)
+
+    def fresh_headers(self) -> dict[str, str]:
+        return {**self.server.headers("inference"), "Content-Type": "image/jpeg"}
+
+    def refused(self, status: int, data: bytes) -> bool:
+        return refused(status, data)
+
+
+def jpeg_requests(jpegs: Sequence[bytes]) -> list[Request]:
+    """TorchServe's requests: the JPEG as the body, no headers of its own."""
+    return [(j, {}) for j in jpegs]
 
 
 def ts_counters(server: Server, model: str) -> dict[str, float]:
@@ -102,47 +135,57 @@ def ts_breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str,
     return {"ts_mean_ms": round(mean, 3), "ts_queue_ms": round(queue, 3)}
 
 
+def sequential(
+    client: HttpClient, path: str, requests: Sequence[Request], n: int, offset: int, time_cap: float
+) -> dict[str, Any]:
+    """One client, one request at a time: latencies, failures and the answer's size; the client is closed after."""
+    try:
+        lat = time_calls(lambda i: client.send(path, requests[i % len(requests)]), n, 0, time_cap, offset)
+    finally:
+        client.close()
+    return {"lat": lat, "failures": client.failures, "response_bytes": client.last_size}
+
+
 def rest_sequential(
     server: Server, model: str, path: str, jpegs: list[bytes], n: int, offset: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """One client, one request at a time: latencies, failures, the answer size and TorchServe's own mean
-    time per request over these requests."""
-    client = Client(server)
-    try:
-        before = ts_counters(server, model)
-        lat = time_calls(lambda i: client.post(path, jpegs[i % len(jpegs)]), n, 0, args.time_cap, offset)
-        after = ts_counters(server, model)
-    finally:
-        client.close()
-    return {"lat": lat, "failures": client.failures, "response_bytes": client.last_size, **ts_breakdown(before, after)}
+    """`sequential` through TorchServe, with TorchServe's own mean time per request over these requests."""
+    before = ts_counters(server, model)
+    out = sequential(Client(server), path, jpeg_requests(jpegs), n, offset, args.time_cap)
+    return {**out, **ts_breakdown(before, ts_counters(server, model))}
 
 
-def rest_concurrent(
-    server: Server, path: str, jpegs: list[bytes], total: int, offset: int, args: argparse.Namespace
+def concurrent(
+    make_client: Callable[[], HttpClient],
+    path: str,
+    requests: Sequence[Request],
+    total: int,
+    offset: int,
+    time_cap: float,
 ) -> dict[str, Any]:
     """`CONCURRENT_CLIENTS` threads, each with its own connection, sharing `total` requests; req/s over the time
     from their common start (each has opened its connection) to the last one's end."""
     per_client = max(total // CONCURRENT_CLIENTS, 1)
-    clients = [Client(server) for _ in range(CONCURRENT_CLIENTS)]
+    clients = [make_client() for _ in range(CONCURRENT_CLIENTS)]
     latencies: list[list[float]] = [[] for _ in clients]
     barrier = threading.Barrier(CONCURRENT_CLIENTS + 1)
     ends = [0.0] * CONCURRENT_CLIENTS
 
     def work(k: int) -> None:
         c = clients[k]
-        c.post(path, jpegs[k % len(jpegs)])  # open the connection before the clock starts
+        c.send(path, requests[k % len(requests)])  # open the connection before the clock starts
         barrier.wait()
-        deadline = time.monotonic() + args.time_cap
+        deadline = time.monotonic() + time_cap
         for i in range(per_client):
             t0 = time.perf_counter()
-            if c.post(path, jpegs[(offset + k * per_client + i) % len(jpegs)]):
+            if c.send(path, requests[(offset + k * per_client + i) % len(requests)]):
                 latencies[k].append((time.perf_counter() - t0) * 1e3)
             if time.monotonic() > deadline:
                 break
         ends[k] = time.perf_counter()
 
     threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(CONCURRENT_CLIENTS)]
-    start = _start_together(threads, barrier, args.time_cap + HTTP_TIMEOUT_S)
+    start = _start_together(threads, barrier, time_cap + HTTP_TIMEOUT_S)
     for c in clients:
         c.close()
     wall = max(ends) - start if all(ends) else float("nan")
@@ -172,6 +215,7 @@ def prediction_variants(
     """Per net: /predictions/<net> with 1 sequential client and with `CONCURRENT_CLIENTS` clients, each round a
     `--rounds` share of `--requests`."""
     per_round = max(args.requests // args.rounds, 1)
+    requests = jpeg_requests(jpegs)
     variants = []
     for name in names:
         path = f"/predictions/{name}"
@@ -180,7 +224,7 @@ def prediction_variants(
             return rest_sequential(server, name, path, jpegs, n, offset, args)
 
         def conc(n: int, offset: int, path: str = path) -> dict[str, Any]:
-            return rest_concurrent(server, path, jpegs, n, offset, args)
+            return concurrent(lambda: Client(server), path, requests, n, offset, args.time_cap)
 
         def warm(name: str = name, path: str = path) -> None:
             rest_sequential(server, name, path, jpegs, args.warmup, 0, args)

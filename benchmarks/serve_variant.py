@@ -43,7 +43,7 @@ class Variant:
                 row[key] = median_of(vals)
         if any("response_bytes" in r for r in self.rounds):
             row["response_bytes"] = max(r.get("response_bytes", 0) for r in self.rounds)
-        if self.group.startswith("rest"):
+        if any("failures" in r for r in self.rounds):  # the HTTP rows (TorchServe's and the v2 server's)
             row["failed"] = sum(len(r.get("failures", [])) for r in self.rounds)
         return row
 

@@ -25,6 +25,10 @@ LOG_FILE = "v2.log"
 MODULE = "serving.v2"
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
+# The v2 server's own environment (`make install-v2` builds it; `.installed` is written once every package is in).
+V2_VENV = Path(__file__).resolve().parents[2] / ".venv-v2"
+V2_PYTHON = V2_VENV / "bin" / "python"
+V2_STAMP = V2_VENV / ".installed"
 
 
 @dataclass(frozen=True)

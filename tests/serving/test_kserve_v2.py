@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.v2.process import V2_PYTHON, V2_STAMP, V2_VENV
 from tests.conftest import REPO_ROOT
 
-V2_VENV = REPO_ROOT / ".venv-v2"
-V2_PYTHON = V2_VENV / "bin" / "python"
-# Written by `make install-v2` once every package is in.
-V2_STAMP = V2_VENV / ".installed"
 INNER_TIMEOUT_S = 480
 
 
