@@ -76,10 +76,11 @@ def plan_steps(cfg: TrainConfig, model: nn.Module, loaders: Loaders, device: tor
     warmup, timed = (5, 20) if device.type == "cuda" else (2, 4)
     start, rng = time.perf_counter(), rng_state()
     per_batch = step_seconds(model, cfg, loaders.train, device, warmup, timed)
-    eval_ips = eval_images_per_second(model, loaders.val, device, cfg.amp)
+    eval_ips = eval_images_per_second(model, loaders.val or loaders.test, device, cfg.amp)
     set_rng_state(rng)
     spent += time.perf_counter() - start
-    n_train, n_val, n_test = (len(loader.labels) for loader in (loaders.train, loaders.val, loaders.test))
+    n_train, n_test = len(loaders.train.labels), len(loaders.test.labels)
+    n_val = len(loaders.val.labels) if loaders.val is not None else 0
     spe = len(loaders.train)
     per_step = per_batch + (n_val / eval_ips + cfg.epoch_overhead) / spe
     steps = max(1, int((cfg.time_budget - spent - TEST_VIEWS * n_test / eval_ips) / per_step))

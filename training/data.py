@@ -295,7 +295,7 @@ class Loaders:
     plain `val` and `test`."""
 
     train: TensorLoader
-    val: TensorLoader
+    val: TensorLoader | None  # None: val_fraction 0, every training image is trained on
     test: TensorLoader
 
 
@@ -342,5 +342,6 @@ class CifarData:
         return TensorLoader(images, labels, cfg.eval_batch_size, channels_last=cfg.channels_last)
 
     def loaders(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> Loaders:
-        """The three loaders of a run (`train` for this rank)."""
-        return Loaders(self.loader("train", cfg, rank, world_size), self.loader("val", cfg), self.loader("test", cfg))
+        """The three loaders of a run (`train` for this rank); no `val` when nothing is held out."""
+        val = self.loader("val", cfg) if len(self.val[1]) else None
+        return Loaders(self.loader("train", cfg, rank, world_size), val, self.loader("test", cfg))

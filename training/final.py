@@ -83,8 +83,9 @@ def finalize(run: Run) -> dict[str, Any]:
     best["metrics"] = {**best["metrics"], **{k: metrics[k] for k in keep}, "epochs": len(run.history)}
     save_checkpoint(best, run.best_path)
     run.log.scalars(metrics, len(run.history), TEST_TAGS)
+    val = "no val" if metrics["val_acc"] is None else f"val {metrics['val_acc']:.4f}"
     run.log(
-        f"{cfg.model}: val {metrics['val_acc']:.4f}  test {metrics['test_acc']:.4f} (flip TTA; "
+        f"{cfg.model}: {val}  test {metrics['test_acc']:.4f} (flip TTA; "
         f"{metrics['test_acc_no_tta']:.4f} without, {metrics['test_acc_flip_translate_tta']:.4f} flip+translate)  "
         f"({run.train_seconds:.0f}s training)"
     )

@@ -24,10 +24,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_curves(history: Sequence[dict[str, float]], path: Path) -> Path:
-    """Loss and accuracy per epoch, train against val."""
+    """Loss and accuracy per epoch, train against val (train alone for a run without validation)."""
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key, style in (("train", "-o"), ("val", "-s")):
+        if any(r.get(f"{key}_acc") is None for r in history):
+            continue
         ax1.plot(epochs, [r[f"{key}_loss"] for r in history], style, label=key, markersize=3)
         ax2.plot(epochs, [r[f"{key}_acc"] for r in history], style, label=key, markersize=3)
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
@@ -69,11 +71,13 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: Path, cols:
 
 
 def plot_report_bars(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Val and test accuracy per net, and training time, side by side."""
+    """Val and test accuracy per net (test alone for a net trained on every training image), and training time."""
     names = [r["model"] for r in rows]
     x = np.arange(len(names))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.bar(x - 0.2, [r["val_acc"] for r in rows], 0.4, label="val")
+    val = [(i, r["val_acc"]) for i, r in enumerate(rows) if r.get("val_acc") is not None]  # none: all trained on
+    if val:
+        ax1.bar([i - 0.2 for i, _ in val], [a for _, a in val], 0.4, label="val")
     ax1.bar(x + 0.2, [r["test_acc"] for r in rows], 0.4, label="test")
     for i, r in enumerate(rows):
         ax1.text(i + 0.2, r["test_acc"], f"{r['test_acc']:.3f}", ha="center", va="bottom", fontsize=8)

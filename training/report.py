@@ -10,6 +10,11 @@ from training import plots
 from training.models import list_models
 
 
+def _acc(value: float | None) -> str:
+    """An accuracy to 4 places; — where the run did not measure it (no validation)."""
+    return "—" if value is None else f"{value:.4f}"
+
+
 def collect(runs_dir: Path, models: list[str] | None = None) -> list[dict[str, Any]]:
     """metrics.json of every net that has one, in registry order."""
     rows = []
@@ -29,7 +34,8 @@ def write_report(runs_dir: Path, models: list[str] | None = None) -> Path:
     lines = [
         "# CIFAR-10: the three nets compared",
         "",
-        "Test accuracy is measured once, on the best checkpoint by validation accuracy"
+        "Test accuracy is measured once, on the best checkpoint by validation accuracy (the last epoch's weights "
+        "where nothing was held out: val acc —)"
         + (" with flip test-time augmentation." if all(r.get("tta") for r in rows) else "."),
         "",
         "| model | params | MFLOPs/image | val acc | test acc | epochs | training time | images/s | device |",
@@ -37,7 +43,7 @@ def write_report(runs_dir: Path, models: list[str] | None = None) -> Path:
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['mflops']:.1f} | {r['val_acc']:.4f} | {r['test_acc']:.4f} "
+            f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['mflops']:.1f} | {_acc(r['val_acc'])} | {r['test_acc']:.4f} "
             f"| {r['epochs']} | {r['train_seconds'] / 60:.1f} min | {r['images_per_second']:.0f} | {r['device']} |"
         )
     lines += ["", "![accuracy and training time](report.png)", ""]

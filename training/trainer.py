@@ -49,9 +49,10 @@ def train_steps(run: Run) -> EpochStats:
 
 
 def record_epoch(run: Run, stats: EpochStats) -> None:
-    """Validate the epoch just trained (no TTA), step an epoch-wise schedule, log and record it, keep the best."""
+    """Validate the epoch just trained (no TTA), step an epoch-wise schedule, log and record it, keep the best
+    (without validation, val_fraction 0, the latest: the run's weights are its last epoch's)."""
     cfg, epoch = run.cfg, run.epoch
-    val = evaluate_levels(run.eval_model, run.loaders.val, run.device, amp=cfg.amp)[0]
+    val = evaluate_levels(run.eval_model, run.loaders.val, run.device, amp=cfg.amp)[0] if run.loaders.val else None
     lr = run.optimizer.param_groups[0]["lr"]
     if run.sched_when == "epoch":
         run.scheduler.step()
@@ -61,8 +62,8 @@ def record_epoch(run: Run, stats: EpochStats) -> None:
         "epoch": epoch + 1,
         "train_loss": round(stats.loss, 5),
         "train_acc": round(stats.acc, 5),
-        "val_loss": round(val.loss, 5),
-        "val_acc": round(val.acc, 5),
+        "val_loss": round(val.loss, 5) if val else None,
+        "val_acc": round(val.acc, 5) if val else None,
         "lr": lr,
         "epoch_seconds": round(stats.seconds, 2),
         "images_per_second": round(stats.images_per_second, 1),
@@ -70,11 +71,12 @@ def record_epoch(run: Run, stats: EpochStats) -> None:
     run.history.append(row)
     run.log(
         f"epoch {epoch + 1}/{cfg.epochs}  train loss {stats.loss:.3f} acc {stats.acc:.4f}  "
-        f"val loss {val.loss:.3f} acc {val.acc:.4f}  {stats.images_per_second:.0f} img/s  {stats.seconds:.1f}s"
+        + (f"val loss {val.loss:.3f} acc {val.acc:.4f}" if val else "no validation")
+        + f"  {stats.images_per_second:.0f} img/s  {stats.seconds:.1f}s"
     )
-    run.log.scalars(row, epoch + 1)
-    if val.acc > run.best_val:
-        run.best_val = val.acc
+    run.log.scalars({k: v for k, v in row.items() if v is not None}, epoch + 1)
+    if val is None or val.acc > run.best_val:
+        run.best_val = val.acc if val else run.best_val
         ckpt = checkpoint_dict(run.eval_model, cfg.model, config=cfg.to_dict(), epoch=epoch + 1, metrics=row)
         save_checkpoint(ckpt, run.best_path)
     write_history(run.history, run.run_dir, plot=run.device.type == "cpu")

@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -52,6 +53,10 @@ def test_a_resumed_log_drops_the_epochs_it_will_log_again(tmp_path: Path) -> Non
     for epoch in (1, 2, 3):
         first.scalars({"val_acc": 0.1 * epoch}, epoch)
     first.close()
+    # A real resume is a new process, seconds later. Event files are read in name order and their names hold the
+    # second and a per-process counter, so two writers of one process within one second can sort backwards
+    # (counter 10 before 9): this test, late in a session, did.
+    time.sleep(1.1)
     resumed = RunLog(tmp_path, lambda _: None, purge_step=2)
     for epoch in (2, 3):
         resumed.scalars({"val_acc": 0.5 + 0.1 * epoch}, epoch)

@@ -52,3 +52,22 @@ def test_fit_with_init_from_starts_where_the_checkpoint_ends(tiny_image_folder: 
     assert history[0]["val_acc"] == pytest.approx(source_val, abs=0.05)  # measured: 0.6 and 0.6
     assert cold["val_acc"] < source_val - 0.2  # the same run without the warm start (measured: 0.1)
     assert json.loads((tmp_path / "b" / "plain_cnn" / "config.json").read_text())["init_from"] == str(source)
+
+
+def test_a_run_without_validation_trains_on_every_image(tiny_image_folder: Path, tmp_path: Path) -> None:
+    """val_fraction 0 (the final weights of PROFILE=long): every training image is trained on, nothing is
+    validated, best.pt is the last epoch's weights, and the report and curves say so instead of failing."""
+    from training.report import write_report
+
+    cfg = tiny_config(tiny_image_folder, tmp_path, val_fraction=0.0, ema_decay=0.0)
+    metrics = fit(cfg)
+    run = tmp_path / "plain_cnn"
+    log = (run / "train.log").read_text()
+    assert "train    120 images" in log and "val        0 images" in log and "no validation" in log
+    history = json.loads((run / "history.json").read_text())
+    assert [r["val_acc"] for r in history] == [None, None]
+    assert metrics["val_acc"] is None and metrics["best_epoch"] == 2 and (run / "curves.png").is_file()
+    assert load_checkpoint(run / "best.pt")["epoch"] == 2
+    assert "| plain_cnn |" in (report := write_report(tmp_path).read_text()) and "| — |" in report
+    with pytest.raises(ValueError, match="plateau schedule needs validation"):
+        fit(replace(cfg, schedule="plateau"))
