@@ -12,7 +12,7 @@ PROFILE ?= auto
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test lint train-all samples
+.PHONY: install test test-heavy lint train-all samples
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install v2-env
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "not heavy" --durations=15
+
+# make test-heavy: the long end-to-end checks of the shipped weights (marked `heavy`; .ci/run calls it too).
+test-heavy: install
+	$(PY) -m pytest -q -m heavy --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check .
