@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 test: install v2-env
 	$(PY) -m pytest -q -m "not heavy" --durations=15
 
-# make test-heavy: the long end-to-end checks of the shipped weights (marked `heavy`; .ci/run calls it too).
+# make test-heavy: the long end-to-end checks (marked `heavy`: torchrun launches, CAM faithfulness of the shipped
+# weights on 200 images per net); .ci/run calls it after make test.
 test-heavy: install
 	$(PY) -m pytest -q -m heavy --durations=10
 

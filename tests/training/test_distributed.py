@@ -30,6 +30,10 @@ def _train(
     return proc
 
 
+# Real torchrun launches, about 1.75 minutes together on a 2-core AVX2 EPYC: `make test-heavy`, not `make test`.
+pytestmark = pytest.mark.heavy
+
+
 def test_two_ranks_match_one_process_with_the_same_global_batch(tiny_image_folder: Path, tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
