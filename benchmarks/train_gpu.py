@@ -26,25 +26,25 @@ from typing import Any
 
 import torch
 
+from cifarlens_runtime.constants import CHECKPOINT_FILE
 from training.checkpoint import load_checkpoint, publishable, save_checkpoint
 from training.config import recipe
 from training.data import load_cifar10
 from training.models import list_models
+from training.publish import RECORD
 from training.report import SUMMARY_FIELDS
 from training.trainer import fit
-
-KEEP = ("metrics.json", "history.csv", "history.json", "config.json", "curves.png", "confusion.png")
 
 
 def pack(run_dir: Path, out: Path) -> Path:
     """<out>/<model>.tar of a finished run, with the checkpoint in its shipped form."""
     shipped = run_dir / "shipped"
     shipped.mkdir(exist_ok=True)
-    save_checkpoint(publishable(load_checkpoint(run_dir / "best.pt")), shipped / "best.pt")
+    save_checkpoint(publishable(load_checkpoint(run_dir / CHECKPOINT_FILE)), shipped / CHECKPOINT_FILE)
     tar_path = out / f"{run_dir.name}.tar"
     with tarfile.open(tar_path, "w") as tar:
-        tar.add(shipped / "best.pt", arcname=f"{run_dir.name}/best.pt")
-        for name in KEEP:
+        tar.add(shipped / CHECKPOINT_FILE, arcname=f"{run_dir.name}/{CHECKPOINT_FILE}")
+        for name in RECORD:
             if (run_dir / name).is_file():
                 tar.add(run_dir / name, arcname=f"{run_dir.name}/{name}")
     return tar_path

@@ -41,6 +41,11 @@ def normalization() -> dict[str, list[float]]:
     return {"mean": list(MEAN), "std": list(STD)}
 
 
+# --- a training run: runs/<model>/{best.pt, metrics.json, ...}, and a shipped net: weights/<model>/ alike ---
+
+CHECKPOINT_FILE = "best.pt"
+METRICS_FILE = "metrics.json"
+
 # --- exported artefacts: artifacts/<model>/{model.onnx, model.ts, metadata.json} ---
 
 ONNX_FILE = "model.onnx"

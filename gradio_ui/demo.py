@@ -15,7 +15,6 @@ SERVE_WORKDIR, ...) given on the `make demo` command line reach them unchanged.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -26,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlens_runtime.constants import DEFAULT_WORKDIR, HOST, KEY_FILE, UI_PORT, Ports, url
+from cifarlens_runtime.constants import CHECKPOINT_FILE, DEFAULT_WORKDIR, HOST, KEY_FILE, UI_PORT, Ports, url
+from cifarlens_runtime.runs import recorded_metrics
 
-CHECKPOINT = "best.pt"
-METRICS = "metrics.json"
 # Where the chosen checkpoints are gathered (inside runs/) when they do not all come from one folder.
 STAGE = ".demo"
 UI_STOP_TIMEOUT_S = 10
@@ -46,7 +44,7 @@ class Choice:
 
 def _checkpoint(folder: Path, net: str) -> Path | None:
     """`net`'s checkpoint in `folder`: <net>/best.pt, or <net>.pt (a flat layout of committed weights)."""
-    for path in (folder / net / CHECKPOINT, folder / f"{net}.pt"):
+    for path in (folder / net / CHECKPOINT_FILE, folder / f"{net}.pt"):
         if path.is_file():
             return path
     return None
@@ -56,19 +54,8 @@ def _nets(folder: Path) -> list[str]:
     """The nets with a checkpoint in `folder`, by name."""
     if not folder.is_dir():
         return []
-    names = {p.parent.name for p in folder.glob(f"*/{CHECKPOINT}")} | {p.stem for p in folder.glob("*.pt")}
+    names = {p.parent.name for p in folder.glob(f"*/{CHECKPOINT_FILE}")} | {p.stem for p in folder.glob("*.pt")}
     return sorted(n for n in names if not n.startswith("."))
-
-
-def recorded_metrics(checkpoint: Path) -> dict[str, Any]:
-    """The metrics.json its training run wrote beside the checkpoint ({} when there is none or it is unreadable)."""
-    path = checkpoint.parent / METRICS if checkpoint.name == CHECKPOINT else checkpoint.with_suffix(".json")
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    acc = metrics.get("test_acc") if isinstance(metrics, dict) else None
-    return metrics if isinstance(acc, (int, float)) and not isinstance(acc, bool) else {}
 
 
 def _shown(folder: Path, metrics: dict[str, Any]) -> str:
@@ -106,12 +93,12 @@ def checkpoint_folder(choices: Sequence[Choice], runs: Path) -> Path:
     """One folder with <net>/best.pt for every chosen net, as `make export` reads them: the folder they
     share when they come from one, else copies gathered in runs/.demo/."""
     parents = {c.checkpoint.parent.parent for c in choices}
-    if len(parents) == 1 and all(c.checkpoint.name == CHECKPOINT for c in choices):
+    if len(parents) == 1 and all(c.checkpoint.name == CHECKPOINT_FILE for c in choices):
         return parents.pop()
     stage = runs / STAGE
     for c in choices:
         (stage / c.net).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(c.checkpoint, stage / c.net / CHECKPOINT)
+        shutil.copy2(c.checkpoint, stage / c.net / CHECKPOINT_FILE)
     return stage
 
 

@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from cifarlens_runtime.constants import (
+    CHECKPOINT_FILE,
     CLASSES,
     IMAGE_SIZE,
     IN_CHANNELS,
     INPUT_NAME,
     LOGITS_NAME,
     METADATA_FILE,
+    METRICS_FILE,
     ONNX_FILE,
     ONNX_OPSET,
     TORCHSCRIPT_FILE,
@@ -51,7 +53,6 @@ RUN_METRIC_KEYS = {
     "device": "train_device",
     "precision": "train_precision",
 }
-CHECKPOINT_NAME = "best.pt"
 
 
 class ParityError(RuntimeError):
@@ -141,7 +142,7 @@ def cam_defaults(model: torch.nn.Module, layers: Sequence[str]) -> dict[str, Any
 
 def run_metrics(checkpoint: Path) -> dict[str, Any]:
     """The RUN_METRIC_KEYS of the metrics.json written beside `checkpoint` by its training run ({} if none)."""
-    path = checkpoint.parent / "metrics.json"
+    path = checkpoint.parent / METRICS_FILE
     if not path.is_file():
         return {}
     recorded = json.loads(path.read_text())
@@ -266,7 +267,7 @@ def export_all(
     """Export `runs/<model>/best.pt` of each model; every model is tried, then the failures are raised."""
     results, failures = {}, []
     for name in models or list_models():
-        ckpt = Path(runs) / name / CHECKPOINT_NAME
+        ckpt = Path(runs) / name / CHECKPOINT_FILE
         try:
             results[name] = export_checkpoint(ckpt, Path(out) / name, data_dir=data_dir, n_images=n_images, atol=atol)
         except (ParityError, FileNotFoundError, ValueError) as exc:

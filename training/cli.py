@@ -190,23 +190,9 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    import shutil
+    from training.publish import publish
 
-    from training.checkpoint import load_checkpoint, publishable, save_checkpoint
-
-    runs, out = Path(args.runs), Path(args.out)
-    for model in args.models or list_models():
-        src, dst = runs / model, out / model
-        ckpt = publishable(load_checkpoint(src / "best.pt"))
-        save_checkpoint(ckpt, dst / "best.pt")
-        for name in ("metrics.json", "history.csv", "curves.png", "confusion.png", "config.json"):
-            if (src / name).is_file():
-                shutil.copy2(src / name, dst / name)
-        print(f"{dst / 'best.pt'}: {(dst / 'best.pt').stat().st_size / 2**20:.1f} MiB, test acc "
-              f"{ckpt['metrics'].get('test_acc')}")  # fmt: skip
-    for name in ("report.md", "report.png"):
-        if (runs / name).is_file():
-            shutil.copy2(runs / name, out / name)
+    publish(Path(args.runs), Path(args.out), args.models or list_models(), force=args.force)
     return 0
 
 
@@ -294,10 +280,15 @@ def _add_file_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_samples)
 
-    p = sub.add_parser("publish", help="copy best checkpoints (half precision) and their metrics to weights/")
+    p = sub.add_parser(
+        "publish",
+        help="copy best checkpoints (half precision) with their record to weights/, "
+        "each only where its recorded test accuracy beats the shipped one's",
+    )
     p.add_argument("--runs", default="runs")
     p.add_argument("--out", default="weights")
     p.add_argument("--models", nargs="+", choices=list_models())
+    p.add_argument("--force", action="store_true", help="ship even where the shipped net tested better")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("report", help="rewrite runs/report.md from the runs' metrics.json")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from cifarlens_runtime.constants import CLASSES
+from cifarlens_runtime.constants import CLASSES, METRICS_FILE
 from training import plots
 from training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from training.data import TensorLoader
@@ -75,7 +75,7 @@ def finalize(run: Run) -> dict[str, Any]:
     by_tta = test_levels(model, run.loaders.test, device, cfg.amp)
     metrics = run_metrics(run, best, by_tta)
     test = by_tta["flip" if cfg.tta else "none"]
-    (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (run.run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
     plots.plot_confusion(
         test.confusion, run.run_dir / "confusion.png", title=f"{cfg.model}: test accuracy {test.acc:.4f}"
     )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cifarlens_runtime.constants import METRICS_FILE
 from training import plots
 from training.models import list_models
 
@@ -19,7 +20,7 @@ def collect(runs_dir: Path, models: list[str] | None = None) -> list[dict[str, A
     """metrics.json of every net that has one, in registry order."""
     rows = []
     for name in models or list_models():
-        path = runs_dir / name / "metrics.json"
+        path = runs_dir / name / METRICS_FILE
         if path.is_file():
             rows.append(json.loads(path.read_text()))
     return rows

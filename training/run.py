@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from cifarlens_runtime.constants import CHECKPOINT_FILE
 from training import distributed
 from training.budget import plan_steps
 from training.config import TrainConfig
@@ -71,7 +72,7 @@ class Run:
 
     @property
     def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
+        return self.run_dir / CHECKPOINT_FILE
 
     def steps_in(self, epoch: int) -> int:
         return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
