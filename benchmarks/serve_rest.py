@@ -1,8 +1,8 @@
 """Serving through TorchServe's REST API: predictions with 1 sequential client and with 8 concurrent clients.
 
 The clients and the two loops (`sequential`, `concurrent`) are the benchmarks' one HTTP client: the v2 rows
-(benchmarks.serve_v2) use them too, with requests of their own. Clients are Python threads with one keep-alive `http.client` connection each, on the same machine as the
-server, sending real JPEG test images; a failed request is counted, not raised. TorchServe's own mean time
+(benchmarks.serve_v2) use them too, with requests of their own. Clients are Python threads with one keep-alive
+`http.client` connection each, on the same machine as the server, sending real JPEG test images; a failed request is counted, not raised. TorchServe's own mean time
 per request and in its queue (its Prometheus counters) split the client's latency into server and HTTP.
 """
 

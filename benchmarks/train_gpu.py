@@ -50,6 +50,16 @@ def pack(run_dir: Path, out: Path) -> Path:
     return tar_path
 
 
+def host_line(m: dict[str, Any]) -> str:
+    """The GPU machine's host CPU and load during the run, or why they are missing (timings without them cannot
+    be compared with another run's)."""
+    from benchmarks.common import describe_machine
+
+    if m.get("recorded") is False or "cpu" not in m:
+        return f"Host CPU and load: **not recorded**: {m.get('why', 'this run predates recording them')}"
+    return f"Host: {describe_machine(m)}."
+
+
 def record(returned: Path, note: str = "", cpu_eval: Path | None = None) -> tuple[Path, Path]:
     """benchmarks/results/train_gpu.{json,md} from the folder a device run returned (here, on the CPU machine)."""
     summary = json.loads((returned / "train_gpu.json").read_text())
@@ -69,6 +79,8 @@ def record(returned: Path, note: str = "", cpu_eval: Path | None = None) -> tupl
         f"{summary['total_seconds']:.0f} s of GPU wall time for the three nets (each net's data setup, probe, "
         "training, per-epoch validation and final test; the first net also decoded the JPEGs). "
         "Accuracies on the 10,000 test images; `test_acc` is with flip TTA.",
+        "",
+        host_line(summary.get("machine", {})),
         "",
         "| net | test_acc | no TTA | flip + translate | val_acc | epochs | images seen | train s | wall s | images/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
