@@ -232,8 +232,12 @@ def serve_table(serve: dict[str, Any]) -> list[str]:
 
 def serve_targets(serve: dict[str, Any]) -> str:
     """The targets of the run, per net in table order: what each measured against its limit."""
-    from benchmarks.serve_report import TARGET_FEATURE_OVERHEAD_MS, TARGET_P50_OVERHEAD_MS, TARGET_THROUGHPUT_RATIO
-    from benchmarks.serve_v2 import V2_TARGET_MS
+    from benchmarks.serve_report import (
+        TARGET_FEATURE_OVERHEAD_MS,
+        TARGET_P50_OVERHEAD_MS,
+        TARGET_THROUGHPUT_RATIO,
+        V2_TARGET_MS,
+    )
 
     t = {r["model"]: r for r in serve["targets"]}
     names = [n for n in ORDER if n in t]

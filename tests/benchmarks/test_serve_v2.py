@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.serve_report import target_row
+from benchmarks.serve_report import V2_TARGET_MS, target_row
 from benchmarks.serve_rest import HttpClient, sequential
-from benchmarks.serve_v2 import V2_TARGET_MS, binary_request, v2_server, v2_variants
+from benchmarks.serve_v2 import binary_request, v2_server, v2_variants
 from benchmarks.serve_variant import run_variants
 from serving.v2.process import V2_PYTHON, V2_STAMP
 from tests.conftest import committed_models
