@@ -75,8 +75,10 @@ def record_epoch(run: Run, stats: EpochStats) -> None:
         + f"  {stats.images_per_second:.0f} img/s  {stats.seconds:.1f}s"
     )
     run.log.scalars({k: v for k, v in row.items() if v is not None}, epoch + 1)
-    if val is None or val.acc > run.best_val:
-        run.best_val = val.acc if val else run.best_val
+    improved = val is not None and val.acc > run.best_val
+    if improved:
+        run.best_val = val.acc
+    if improved or val is None:  # without validation, every epoch's weights are the run's latest best
         ckpt = checkpoint_dict(run.eval_model, cfg.model, config=cfg.to_dict(), epoch=epoch + 1, metrics=row)
         save_checkpoint(ckpt, run.best_path)
     write_history(run.history, run.run_dir, plot=run.device.type == "cpu")
