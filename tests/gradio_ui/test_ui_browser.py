@@ -92,6 +92,20 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
     page.goto(page_url)
     page.wait_for_selector("#status:has-text('Backend')")
 
+    _check_predictions(page)
+    _check_cams(page)
+    _check_feature_maps(page)
+    _check_compare(page)
+
+    shot = tmp_path / "ui.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+    page.close()
+
+
+def _check_predictions(page) -> None:
+    """A gallery example answered by the three nets, under the banner for barely trained nets."""
     # Pick the fourth example (a cat): its true class shows, and the three nets answer.
     page.locator("#example-gallery img").nth(3).click()
     page.wait_for_selector("#true-class:has-text('cat')")
@@ -103,6 +117,9 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         assert page.locator(f"#pred-{i}").inner_text().count("%") >= 5  # five probability bars
     assert "barely trained" in page.inner_text("#training-banner")
 
+
+def _check_cams(page) -> None:
+    """Each net's default class activation map, redrawn for another class and another opacity."""
     # The class activation maps follow the predictions: one overlay per net, each net's own default method
     # (named in its model file) for its own top-1.
     for i, name in enumerate(["inception_net", "plain_cnn", "se_net"]):
@@ -126,6 +143,9 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         "src => document.querySelector('#cam-0 img')?.getAttribute('src') !== src", arg=before, timeout=TIMEOUT_MS
     )
 
+
+def _check_feature_maps(page) -> None:
+    """One net's second layer, from the list the server gave: grid, overlay, plot and statistics."""
     # Choose a net, then its second layer from the list the server gave.
     page.locator("#fm-net input").click()
     page.get_by_role("option", name="se_net").click()
@@ -140,6 +160,9 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
         assert page.locator(selector).first.get_attribute("src")
     assert page.locator("#fm-stats").inner_text().count("\n") > 10
 
+
+def _check_compare(page) -> None:
+    """The comparison and the latency measured from the page, for the three nets."""
     # The comparison lists the three nets from the server; latency is measured on the button, from this page.
     table = page.inner_text("#compare-table")
     assert all(name in table for name in ["inception_net", "plain_cnn", "se_net"]) and "not recorded" in table
@@ -148,12 +171,6 @@ def test_page_end_to_end(browser, page_url: str, tmp_path: Path) -> None:
     _wait_idle(page)
     latency = page.inner_text("#latency-table")
     assert all(name in latency for name in ["inception_net", "plain_cnn", "se_net"]) and "failed" not in latency
-
-    shot = tmp_path / "ui.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    print(f"screenshot: {shot}")
-    page.close()
 
 
 def _predict_explain_and_show(page) -> float:
