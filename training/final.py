@@ -41,7 +41,7 @@ def run_metrics(run: Run, best: dict[str, Any], by_tta: dict[str, EvalResult]) -
     """metrics.json of a finished run whose best checkpoint `best` tested as `by_tta`."""
     cfg, history = run.cfg, run.history
     test = by_tta["flip" if cfg.tta else "none"]
-    images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)
+    timed = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)  # resumed epochs: after the resume
     return {
         "model": cfg.model,
         "val_acc": best["metrics"]["val_acc"],
@@ -51,9 +51,9 @@ def run_metrics(run: Run, best: dict[str, Any], by_tta: dict[str, EvalResult]) -
         "best_epoch": best["epoch"],
         "epochs": len(history),
         "steps": run.total_steps,
-        "images_seen": int(round(images)),
+        "images_seen": sum(run.images_in(int(r["epoch"]) - 1) for r in history),
         "train_seconds": round(run.train_seconds, 1),
-        "images_per_second": round(images / max(sum(r["epoch_seconds"] for r in history), 1e-9), 1),
+        "images_per_second": round(timed / max(sum(r["epoch_seconds"] for r in history), 1e-9), 1),
         "device": describe_device(run.device),
         "precision": precision(run.device, cfg.amp),
         "params": run.params,

@@ -77,6 +77,12 @@ class Run:
     def steps_in(self, epoch: int) -> int:
         return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
 
+    def images_in(self, epoch: int) -> int:
+        """Training images of epoch `epoch` (0-based, all ranks), from the schedule: a resumed epoch counts whole,
+        where its timing covers only the part after the resume."""
+        train = self.loaders.train
+        return min(len(train.labels), self.steps_in(epoch) * train.batch_size)
+
 
 def _setup_process(cfg: TrainConfig) -> tuple[World, torch.device]:
     """This process's rank and device, with torch's thread count and cuDNN autotuning set."""

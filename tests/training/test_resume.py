@@ -42,7 +42,7 @@ def _sigterm_at(monkeypatch: pytest.MonkeyPatch, epoch: int, step: int) -> None:
 
 
 def test_resume_ends_with_the_same_weights(tiny_image_folder: Path, tmp_path: Path, monkeypatch) -> None:
-    fit(tiny_config(tiny_image_folder, tmp_path / "a"))
+    straight_metrics = fit(tiny_config(tiny_image_folder, tmp_path / "a"))
     straight = tmp_path / "a" / "plain_cnn" / "last.pt"
     # Stopped after epoch 1, continued with --resume auto.
     first_half = tiny_config(tiny_image_folder, tmp_path / "b", stop_after=1)
@@ -58,8 +58,10 @@ def test_resume_ends_with_the_same_weights(tiny_image_folder: Path, tmp_path: Pa
     monkeypatch.undo()
     killed = tmp_path / "c" / "plain_cnn" / "last.pt"
     assert load_checkpoint(killed)["train_state"]["step_in_epoch"] == 3
-    fit(tiny_config(tiny_image_folder, tmp_path / "d", resume=str(killed)))
+    resumed_metrics = fit(tiny_config(tiny_image_folder, tmp_path / "d", resume=str(killed)))
     _same_weights(straight, tmp_path / "d" / "plain_cnn" / "last.pt")
+    # The epoch cut by the kill counts whole in images seen (its timing covers only the part after the resume).
+    assert resumed_metrics["images_seen"] == straight_metrics["images_seen"] > 0
     # The same run with another learning rate is refused before anything is built, naming the field.
     with pytest.raises(ValueError, match=r"another recipe \(lr: 0.1 -> 0.05\).*--force-resume"):
         fit(replace(first_half, lr=0.05, resume="auto"))
