@@ -73,11 +73,12 @@ def main() -> None:
     parser.add_argument("--compile", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
     parser.add_argument("--name", default="recipe_ablation_long")
     parser.add_argument("--per-class", type=int, default=0, help="train images per class (a quick check)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and Markdown go")
     parser.add_argument("--render", action="store_true", help="only rewrite the Markdown from the committed JSON")
     args = parser.parse_args()
     if args.render:
-        payload = json.loads((RESULTS / f"{args.name}.json").read_text())
-        (RESULTS / f"{args.name}.md").write_text(_head(payload["machine"]) + render(payload) + "\n")
+        payload = json.loads((args.results / f"{args.name}.json").read_text())
+        (args.results / f"{args.name}.md").write_text(_head(payload["machine"]) + render(payload) + "\n")
         return
     info = machine()
     rows: list[dict[str, Any]] = []
@@ -93,7 +94,7 @@ def main() -> None:
         info["load_average_at_end"] = os.getloadavg()
         payload = {"machine": info, "model": MODEL, "epochs": args.epochs, "runs": rows,
                    "pending": [n for n, _ in CANDIDATES[i + 1 :]]}  # fmt: skip
-        write_results(args.name, payload, render(payload))
+        write_results(args.name, payload, render(payload), args.results)
         print(f"[{i}] {name}: val {row['val_acc']:.4f}", flush=True)
 
 
@@ -111,7 +112,7 @@ def render(payload: dict[str, Any]) -> str:
                 "delta_points": f"{100 * (r['val_acc'] - base):+.2f}"}  # fmt: skip
 
     cols = ["candidate", "val_acc", "delta_points", "train_acc", "gap_points", "test_acc_no_tta", "test_acc_flip_tta", "images_seen",
-            "training_seconds", "precision"]  # fmt: skip
+            "training_seconds", "precision", "device"]  # fmt: skip
     md = [
         f"# Regularisation at length: {payload['model']}, {payload['epochs']} epochs of the 40,000 training images",
         "",
@@ -122,6 +123,10 @@ def render(payload: dict[str, Any]) -> str:
         "",
         markdown_table([fmt(r) for r in runs], cols),
     ]
+    precisions = sorted({r["precision"] for r in runs})
+    if len(precisions) > 1:
+        md += ["", f"The candidates ran at different precisions ({', '.join(precisions)}: the machines of different "
+               "sessions), which can move val accuracy by a few tenths of a point; compare within one precision first."]  # fmt: skip
     if payload.get("pending"):
         md += ["", "Not run yet (the script continues with them when started again): " + "; ".join(payload["pending"])]
     return "\n".join(md)

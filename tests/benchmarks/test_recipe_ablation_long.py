@@ -1,0 +1,40 @@
+"""The long ablation end to end on a few images: every candidate trains once, a second start trains nothing,
+and the report says when its candidates ran at different precisions (machines of different sessions)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import recipe_ablation_long as ablation
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["recipe_ablation_long", *args])
+    ablation.main()
+
+
+def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_path: Path, monkeypatch) -> None:
+    if cifar10_dir is None:
+        pytest.skip("CIFAR-10 not found: set DATA_DIR")
+    common = ["--data-dir", str(cifar10_dir), "--out", str(tmp_path / "runs"), "--results", str(tmp_path),
+              "--epochs", "1", "--per-class", "4", "--compile", "false"]  # fmt: skip
+    _run(monkeypatch, *common)
+    payload = json.loads((tmp_path / "recipe_ablation_long.json").read_text())
+    assert [r["candidate"] for r in payload["runs"]] == [name for name, _ in ablation.CANDIDATES]
+    assert payload["pending"] == [] and all(r["images_seen"] == 30 for r in payload["runs"])  # 3 of 4 per class
+    md = (tmp_path / "recipe_ablation_long.md").read_text()
+    assert md.startswith("Machine: ") and all(f"| {name} |" in md for name, _ in ablation.CANDIDATES)
+    assert "different precisions" not in md and payload["runs"][0]["device"] in md
+
+    finished = [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))]
+    _run(monkeypatch, *common)  # started again: nothing left to train
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))] == finished
+
+    payload["runs"][1]["precision"] = "bf16-autocast"  # as if a later session's CPU had bf16
+    (tmp_path / "recipe_ablation_long.json").write_text(json.dumps(payload))
+    _run(monkeypatch, "--render", "--results", str(tmp_path))
+    assert "different precisions (bf16-autocast, fp32" in (tmp_path / "recipe_ablation_long.md").read_text()
