@@ -1,7 +1,7 @@
 """Regenerate the README's results tables from the committed JSON (never typed by hand).
 
 Reads `weights/<model>/metrics.json` (the shipped nets), `benchmarks/results/train_gpu.json`,
-`recipe_cpu.json` and `recipe_ablation.json` for the results block, `cam_cpu.json` for the class
+`recipe_cpu.json`, `recipe_ablation.json` and `recipe_ablation_long.json` for the results block, `cam_cpu.json` for the class
 activation maps block, `accuracy_cost.py`'s sources for the cost block and `serve_cpu.json` for the serving
 block, and rewrites each block between its markers in README.md. `--check` fails when the
 README is out of date (the test suite runs it).
@@ -60,63 +60,93 @@ def run_table(models: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render() -> str:
-    out: list[str] = [BEGIN, ""]
+def shipped_lines() -> list[str]:
+    """The shipped nets against the original write-up."""
     shipped = {n: _load(ROOT / "weights" / n / "metrics.json") for n in ORDER}
-    if all(shipped.values()):
-        out += [
-            "**Shipped weights (`weights/`)**, test accuracy on the 10,000 JPEG test images against the original:",
-            "",
-        ]
-        out += [
-            "| net | shipped (flip TTA) | original write-up (val) | trained on | precision |",
-            "|---|---:|---:|---|---|",
-        ]
-        for n in ORDER:
-            m = shipped[n]
-            assert m is not None
-            out.append(
-                f"| {n} | **{pct(m['test_acc'])}** | {pct(ORIGINAL[n])} | {m['device']} | {m.get('precision', 'fp32')} |"
-            )
-        out.append("")
-    gpu = _load(RESULTS / "train_gpu.json")
-    if gpu:
-        host = gpu.get("machine") or {}
-        unrecorded = (
-            "the host's CPU and load were not recorded for this run, so its timings compare with no other run; "
-            if host.get("recorded") is False
-            else ""
+    if not all(shipped.values()):
+        return []
+    out = [
+        "**Shipped weights (`weights/`)**, test accuracy on the 10,000 JPEG test images against the original:",
+        "",
+        "| net | shipped (flip TTA) | original write-up (val) | trained on | precision |",
+        "|---|---:|---:|---|---|",
+    ]
+    for n, m in in_order(shipped):
+        out.append(
+            f"| {n} | **{pct(m['test_acc'])}** | {pct(ORIGINAL[n])} | {m['device']} | {m.get('precision', 'fp32')} |"
         )
-        out += [
-            f"**GPU recipe** (`PROFILE=full`, `make train-gpu` on a lent {gpu['device']}; "
-            f"{gpu['total_seconds']:.0f} s of GPU wall time for the three nets, data loading and testing included; "
-            f"{unrecorded}[train_gpu.md](benchmarks/results/train_gpu.md)):",
-            "",
-            *run_table(gpu["models"]),
-            "",
-        ]
-    cpu = _load(RESULTS / "recipe_cpu.json")
-    if cpu:
-        out += [
-            f"**CPU recipe** (`make train-all PROFILE=cpu`, time-budgeted; {cpu['device']}; "
-            f"{cpu['total_seconds'] / 60:.1f} min of wall time in all; [recipe_cpu.md](benchmarks/results/recipe_cpu.md)):",
-            "",
-            *run_table(cpu["models"]),
-            "",
-        ]
-    abl = _load(RESULTS / "recipe_ablation.json")
-    if abl:
-        kept = [r["trick"] for r in abl["runs"] if r["kept"] == "yes"]
-        dropped = [r["trick"] for r in abl["runs"] if r["kept"] == "no"]
-        out += [
-            f"**Recipe ablation** ({abl['model']}, {abl['epochs']} epochs per run on {abl['machine']['cpu']}; "
-            "[recipe_ablation.md](benchmarks/results/recipe_ablation.md)): kept "
-            + ", ".join(kept or ["nothing"])
-            + "; did not help at that budget: "
-            + ", ".join(dropped or ["nothing"])
-            + ".",
-            "",
-        ]
+    return [*out, ""]
+
+
+def gpu_lines(gpu: dict[str, Any]) -> list[str]:
+    """The GPU recipe's run on a lent device."""
+    unrecorded = (
+        "the host's CPU and load were not recorded for this run, so its timings compare with no other run; "
+        if (gpu.get("machine") or {}).get("recorded") is False
+        else ""
+    )
+    return [
+        f"**GPU recipe** (`PROFILE=full`, `make train-gpu` on a lent {gpu['device']}; "
+        f"{gpu['total_seconds']:.0f} s of GPU wall time for the three nets, data loading and testing included; "
+        f"{unrecorded}[train_gpu.md](benchmarks/results/train_gpu.md)):",
+        "",
+        *run_table(gpu["models"]),
+        "",
+    ]
+
+
+def cpu_lines(cpu: dict[str, Any]) -> list[str]:
+    """The time-budgeted CPU recipe."""
+    return [
+        f"**CPU recipe** (`make train-all PROFILE=cpu`, time-budgeted; {cpu['device']}; "
+        f"{cpu['total_seconds'] / 60:.1f} min of wall time in all; [recipe_cpu.md](benchmarks/results/recipe_cpu.md)):",
+        "",
+        *run_table(cpu["models"]),
+        "",
+    ]
+
+
+def ablation_lines(abl: dict[str, Any]) -> list[str]:
+    """The 2-epoch ablation: what was kept and what was not."""
+    kept = [r["trick"] for r in abl["runs"] if r["kept"] == "yes"]
+    dropped = [r["trick"] for r in abl["runs"] if r["kept"] == "no"]
+    return [
+        f"**Recipe ablation** ({abl['model']}, {abl['epochs']} epochs per run on {abl['machine']['cpu']}; "
+        "[recipe_ablation.md](benchmarks/results/recipe_ablation.md)): kept "
+        + ", ".join(kept or ["nothing"])
+        + "; did not help at that budget: "
+        + ", ".join(dropped or ["nothing"])
+        + ".",
+        "",
+    ]
+
+
+def long_ablation_lines(abl: dict[str, Any]) -> list[str]:
+    """Regularisation at length: each finished candidate's val accuracy against the first, and what is still to run."""
+    runs, pending = abl["runs"], abl.get("pending", [])
+    if not runs:
+        return []
+    base = runs[0]["val_acc"]
+    each = [f"{runs[0]['candidate']} {pct(base)} val (train {pct(runs[0]['train_acc'])})"]
+    each += [f"{r['candidate']} {pct(r['val_acc'])} ({100 * (r['val_acc'] - base):+.2f} points)" for r in runs[1:]]
+    done = f"{len(runs)} of {len(runs) + len(pending)} candidates done"
+    return [
+        f"**Regularisation at length** ({abl['model']}, {abl['epochs']} epochs of the 40,000 training images per "
+        f"candidate, equal steps, val accuracy without TTA decides; {done}, resumable across sessions; "
+        "[recipe_ablation_long.md](benchmarks/results/recipe_ablation_long.md)): "
+        + "; ".join(each)
+        + (". Not run yet: " + "; ".join(pending) if pending else "")
+        + ".",
+        "",
+    ]
+
+
+def render() -> str:
+    out: list[str] = [BEGIN, "", *shipped_lines()]
+    for name, lines in (("train_gpu", gpu_lines), ("recipe_cpu", cpu_lines), ("recipe_ablation", ablation_lines),
+                        ("recipe_ablation_long", long_ablation_lines)):  # fmt: skip
+        payload = _load(RESULTS / f"{name}.json")
+        out += lines(payload) if payload else []
     out.append(END)
     return "\n".join(out)
 
