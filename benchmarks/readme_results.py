@@ -127,8 +127,11 @@ def long_ablation_lines(abl: dict[str, Any]) -> list[str]:
     if not runs:
         return []
     base = runs[0]["val_acc"]
-    each = [f"{runs[0]['candidate']} {pct(base)} val (train {pct(runs[0]['train_acc'])})"]
-    each += [f"{r['candidate']} {pct(r['val_acc'])} ({100 * (r['val_acc'] - base):+.2f} points)" for r in runs[1:]]
+    gap = lambda r: f"train {pct(r['train_acc'])}, {100 * (r['train_acc'] - r['val_acc']):.1f} points above val"  # noqa: E731
+    each = [f"{runs[0]['candidate']} {pct(base)} val ({gap(runs[0])})"]
+    each += [
+        f"{r['candidate']} {pct(r['val_acc'])} ({100 * (r['val_acc'] - base):+.2f} points; {gap(r)})" for r in runs[1:]
+    ]
     done = f"{len(runs)} of {len(runs) + len(pending)} candidates done"
     return [
         f"**Regularisation at length** ({abl['model']}, {abl['epochs']} epochs of the 40,000 training images per "

@@ -35,9 +35,12 @@ def test_the_long_ablation_line_says_how_far_it_got() -> None:
     row = {"candidate": "base", "val_acc": 0.8583, "train_acc": 0.9344}
     payload = {"model": "se_net", "epochs": 15, "runs": [row], "pending": ["cutout 8 px", "EMA"]}
     (line, _) = readme_results.long_ablation_lines(payload)
-    assert "1 of 3 candidates done" in line and "base 85.83 % val (train 93.44 %)" in line
+    assert "1 of 3 candidates done" in line and "base 85.83 % val (train 93.44 %, 7.6 points above val)" in line
     assert line.endswith("Not run yet: cutout 8 px; EMA.")
     payload |= {"runs": [row, {"candidate": "cutout 8 px", "val_acc": 0.8701, "train_acc": 0.9}], "pending": []}
     (line, _) = readme_results.long_ablation_lines(payload)
-    assert "2 of 2 candidates done" in line and "cutout 8 px 87.01 % (+1.18 points)" in line
+    assert (
+        "2 of 2 candidates done" in line
+        and "cutout 8 px 87.01 % (+1.18 points; train 90.00 %, 3.0 points above val)" in line
+    )
     assert "Not run yet" not in line and readme_results.long_ablation_lines(payload | {"runs": []}) == []
