@@ -37,6 +37,16 @@ def test_levels(model: nn.Module, loader: TensorLoader, device: torch.device, am
     return {TTA_NAMES[lv]: r for lv, r in results.items()}
 
 
+def epochs_by_device(history: list[dict[str, Any]]) -> dict[str, int]:
+    """How many epochs each machine and precision trained, in the order they came: a run resumed across
+    sessions on other CPUs says so (epochs recorded before history named its device count as `unrecorded`)."""
+    counts: dict[str, int] = {}
+    for row in history:
+        key = f"{row['device']}, {row['precision']}" if row.get("device") else "unrecorded"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def run_metrics(run: Run, best: dict[str, Any], by_tta: dict[str, EvalResult]) -> dict[str, Any]:
     """metrics.json of a finished run whose best checkpoint `best` tested as `by_tta`."""
     cfg, history = run.cfg, run.history
@@ -56,6 +66,7 @@ def run_metrics(run: Run, best: dict[str, Any], by_tta: dict[str, EvalResult]) -
         "images_per_second": round(timed / max(sum(r["epoch_seconds"] for r in history), 1e-9), 1),
         "device": describe_device(run.device),
         "precision": precision(run.device, cfg.amp),
+        "epochs_by_device": epochs_by_device(history),
         "params": run.params,
         "mflops": round(run.mflops, 2),
         "tta": cfg.tta,

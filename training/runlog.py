@@ -22,6 +22,8 @@ HISTORY_FIELDS = (
     "lr",
     "epoch_seconds",
     "images_per_second",
+    "device",
+    "precision",
 )
 # TensorBoard tag of each history column (train and val side by side under one name each).
 SCALAR_TAGS = {
@@ -38,7 +40,7 @@ SCALAR_TAGS = {
 def write_history(history: list[dict[str, float]], run_dir: Path, plot: bool = True) -> None:
     """history.csv and history.json every epoch; the loss/accuracy curves when `plot`."""
     with open(run_dir / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)  # epochs from before `device` existed: left blank
         writer.writeheader()
         writer.writerows(history)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))

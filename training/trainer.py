@@ -18,6 +18,7 @@ from training import distributed
 from training.checkpoint import checkpoint_dict, save_checkpoint
 from training.config import TrainConfig, validate
 from training.engine import EpochStats, evaluate_levels, train_one_epoch
+from training.device import describe_device, precision
 from training.final import finalize
 from training.models.layers import set_dropblock_progress
 from training.resume import save_last
@@ -67,6 +68,9 @@ def record_epoch(run: Run, stats: EpochStats) -> None:
         "lr": lr,
         "epoch_seconds": round(stats.seconds, 2),
         "images_per_second": round(stats.images_per_second, 1),
+        # Each epoch names its machine: a run resumed across sessions may change CPU and precision.
+        "device": describe_device(run.device),
+        "precision": precision(run.device, cfg.amp),
     }
     run.history.append(row)
     run.log(

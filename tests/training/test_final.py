@@ -24,3 +24,13 @@ def test_levels_are_none_flip_and_flip_translate() -> None:
     assert results["none"].acc == 1.0 and results["none"].images == 8
     # With the mirror averaged in, the two answers cancel out; argmax of a tie is class 0.
     assert results["flip"].acc == 0.0
+
+
+def test_epochs_by_device_counts_each_machine_of_a_run_resumed_across_sessions() -> None:
+    """A long run continued on another CPU says which epochs each machine (and precision) trained."""
+    avx2, amx = "cpu (AMD EPYC, AVX2, no native bf16, 2 threads)", "cpu (Intel Xeon, AMX, amx_bf16, 2 threads)"
+    history = [{"epoch": 1}] + [{"epoch": e, "device": avx2, "precision": "fp32"} for e in (2, 3)]
+    history += [{"epoch": 4, "device": amx, "precision": "bf16-autocast"}]
+    assert final.epochs_by_device(history) == {
+        "unrecorded": 1, f"{avx2}, fp32": 2, f"{amx}, bf16-autocast": 1
+    }  # fmt: skip

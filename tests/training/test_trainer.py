@@ -30,6 +30,8 @@ def test_run_writes_every_output(tiny_image_folder: Path, tmp_path: Path) -> Non
     assert best["metrics"]["test_acc"] == saved["test_acc"]
     assert best["config"]["model"] == "plain_cnn" and "train_state" not in best
     history = json.loads((run / "history.json").read_text())
+    assert {(r["device"], r["precision"]) for r in history} == {(saved["device"], saved["precision"])}
+    assert saved["epochs_by_device"] == {f"{saved['device']}, {saved['precision']}": 2}
     log = (run / "train.log").read_text()
     assert "train    100 images" in log and "epoch 2/2" in log and f"test {saved['test_acc']:.4f}" in log
     events = EventAccumulator(str(run))
