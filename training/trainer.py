@@ -17,8 +17,8 @@ from typing import Any
 from training import distributed
 from training.checkpoint import checkpoint_dict, save_checkpoint
 from training.config import TrainConfig, validate
-from training.engine import EpochStats, evaluate_levels, train_one_epoch
 from training.device import describe_device, precision
+from training.engine import EpochStats, evaluate_levels, train_one_epoch
 from training.final import finalize
 from training.models.layers import set_dropblock_progress
 from training.resume import save_last
