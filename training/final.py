@@ -4,6 +4,7 @@ test numbers added to best.pt."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,7 @@ def test_levels(model: nn.Module, loader: TensorLoader, device: torch.device, am
 def epochs_by_device(history: list[dict[str, Any]]) -> dict[str, int]:
     """How many epochs each machine and precision trained, in the order they came: a run resumed across
     sessions on other CPUs says so (epochs recorded before history named its device count as `unrecorded`)."""
-    counts: dict[str, int] = {}
-    for row in history:
-        key = f"{row['device']}, {row['precision']}" if row.get("device") else "unrecorded"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    return dict(Counter(f"{r['device']}, {r['precision']}" if r.get("device") else "unrecorded" for r in history))
 
 
 def run_metrics(run: Run, best: dict[str, Any], by_tta: dict[str, EvalResult]) -> dict[str, Any]:

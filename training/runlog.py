@@ -37,7 +37,7 @@ SCALAR_TAGS = {
 }
 
 
-def write_history(history: list[dict[str, float]], run_dir: Path, plot: bool = True) -> None:
+def write_history(history: list[dict[str, Any]], run_dir: Path, plot: bool = True) -> None:
     """history.csv and history.json every epoch; the loss/accuracy curves when `plot`."""
     with open(run_dir / "history.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)  # epochs from before `device` existed: left blank
