@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,43 @@ def result_row(name: str, cfg: TrainConfig, run_dir: Path) -> dict[str, Any] | N
         "candidate": name, "val_acc": m["val_acc"], "test_acc_no_tta": m["test_acc_no_tta"],
         "test_acc_flip_tta": m["test_acc"], "train_acc": train_acc,
         "images_seen": m["images_seen"], "training_seconds": m.get("train_seconds"), "precision": m["precision"],
-        "device": m.get("device"),
+        "device": m.get("device"), "finished": _mtime(path),
+        # per epoch, for the plot: val accuracy of the weights evaluated, train accuracy on augmented batches
+        "val_curve": [h["val_acc"] for h in history], "train_curve": [h["train_acc"] for h in history],
     }  # fmt: skip
+
+
+def _mtime(path: Path) -> str:
+    """When `path` was last written, as ISO 8601 UTC (a candidate's finish, whichever session ran it)."""
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> Path | None:
+    """Val accuracy and the train-val gap per epoch, one line per candidate: where a candidate pulls ahead
+    or falls behind shows here, not in the final number. None when no row has curves (older JSON)."""
+    runs = [r for r in runs if r.get("val_curve")]
+    if not runs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for r in runs:
+        epochs = range(1, len(r["val_curve"]) + 1)
+        acc_ax.plot(epochs, [100 * v for v in r["val_curve"]], label=r["candidate"], lw=1.4)
+        gap = [100 * (t - v) for t, v in zip(r["train_curve"], r["val_curve"], strict=True)]
+        gap_ax.plot(epochs, gap, lw=1.4)
+    acc_ax.set(xlabel="epoch", ylabel="val accuracy, no TTA (%)", ylim=(60, None))
+    gap_ax.set(xlabel="epoch", ylabel="train minus val accuracy (points)")
+    for ax in (acc_ax, gap_ax):
+        ax.grid(alpha=0.3)
+    fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main() -> None:
@@ -75,10 +111,12 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=0, help="train images per class (a quick check)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and Markdown go")
     parser.add_argument("--render", action="store_true", help="only rewrite the Markdown from the committed JSON")
+    parser.add_argument("--collect", action="store_true", help="rebuild the report from finished runs, train nothing")
     args = parser.parse_args()
     if args.render:
         payload = json.loads((args.results / f"{args.name}.json").read_text())
-        (args.results / f"{args.name}.md").write_text(_head(payload["machine"]) + render(payload) + "\n")
+        (args.results / f"{args.name}.md").write_text(_head(payload["machine"]) + render(payload, args.name) + "\n")
+        plot(payload["runs"], args.results / f"{args.name}.png")
         return
     info = machine()
     rows: list[dict[str, Any]] = []
@@ -86,6 +124,8 @@ def main() -> None:
         cfg = candidate_config(i, change, args)
         run_dir = Path(args.out) / cfg.name
         row = result_row(name, cfg, run_dir)
+        if row is None and args.collect:
+            break
         if row is None:
             print(f"[{i}] {name}: training {args.epochs} epochs in {run_dir}", flush=True)
             fit(cfg)
@@ -94,12 +134,13 @@ def main() -> None:
         info["load_average_at_end"] = os.getloadavg()
         payload = {"machine": info, "model": MODEL, "epochs": args.epochs, "runs": rows,
                    "pending": [n for n, _ in CANDIDATES[i + 1 :]]}  # fmt: skip
-        write_results(args.name, payload, render(payload), args.results)
+        write_results(args.name, payload, render(payload, args.name), args.results)
+        plot(rows, args.results / f"{args.name}.png")
         print(f"[{i}] {name}: val {row['val_acc']:.4f}", flush=True)
 
 
-def render(payload: dict[str, Any]) -> str:
-    """The Markdown report (also re-rendered from the JSON with --render)."""
+def render(payload: dict[str, Any], name: str = "recipe_ablation_long") -> str:
+    """The Markdown report (also re-rendered from the JSON with --render); `name` names its plot."""
     runs = payload["runs"]
     base = runs[0]["val_acc"] if runs else None
 
@@ -112,7 +153,7 @@ def render(payload: dict[str, Any]) -> str:
                 "delta_points": f"{100 * (r['val_acc'] - base):+.2f}"}  # fmt: skip
 
     cols = ["candidate", "val_acc", "delta_points", "train_acc", "gap_points", "test_acc_no_tta", "test_acc_flip_tta", "images_seen",
-            "training_seconds", "precision", "device"]  # fmt: skip
+            "training_seconds", "precision", "device", "finished"]  # fmt: skip
     md = [
         f"# Regularisation at length: {payload['model']}, {payload['epochs']} epochs of the 40,000 training images",
         "",
@@ -129,6 +170,11 @@ def render(payload: dict[str, Any]) -> str:
                "sessions), which can move val accuracy by a few tenths of a point; compare within one precision first."]  # fmt: skip
     if payload.get("pending"):
         md += ["", "Not run yet (the script continues with them when started again): " + "; ".join(payload["pending"])]
+    if any(r.get("val_curve") for r in runs):
+        md += ["", "Per epoch (val accuracy of the weights each epoch evaluated, and train minus val):", "",
+               f"![val accuracy and train-val gap per epoch]({name}.png)"]  # fmt: skip
+    md += ["", "The machine line above is the session that last wrote this file; each row's device is where that "
+           "candidate trained, `finished` when."]  # fmt: skip
     return "\n".join(md)
 
 

@@ -1,5 +1,6 @@
 """The long ablation end to end on a few images: every candidate trains once, a second start trains nothing,
-and the report says when its candidates ran at different precisions (machines of different sessions)."""
+the report says when its candidates ran at different precisions (machines of different sessions), and it
+plots each candidate's curves; --collect rebuilds the report without training."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_pa
     md = (tmp_path / "recipe_ablation_long.md").read_text()
     assert md.startswith("Machine: ") and all(f"| {name} |" in md for name, _ in ablation.CANDIDATES)
     assert "different precisions" not in md and payload["runs"][0]["device"] in md
+    assert all(len(r["val_curve"]) == len(r["train_curve"]) == 1 for r in payload["runs"])  # one epoch each
+    assert "](recipe_ablation_long.png)" in md and (tmp_path / "recipe_ablation_long.png").stat().st_size > 10_000
 
     finished = [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))]
     _run(monkeypatch, *common)  # started again: nothing left to train
@@ -38,3 +41,8 @@ def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_pa
     (tmp_path / "recipe_ablation_long.json").write_text(json.dumps(payload))
     _run(monkeypatch, "--render", "--results", str(tmp_path))
     assert "different precisions (bf16-autocast, fp32" in (tmp_path / "recipe_ablation_long.md").read_text()
+
+    (tmp_path / "recipe_ablation_long.png").unlink()  # --collect rebuilds the report from the runs alone
+    _run(monkeypatch, *common, "--collect")
+    assert (tmp_path / "recipe_ablation_long.png").is_file()
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))] == finished
