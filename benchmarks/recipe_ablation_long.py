@@ -9,6 +9,8 @@ run resumed on another machine sees the same images); val accuracy (no TTA) deci
 Every candidate is its own resumable run under `--out` (default runs/ablation_long/): stop the
 script at any time (Ctrl-C, SIGTERM, the end of a session) and start it again to continue where
 it stopped; finished candidates are skipped. The JSON and Markdown are rewritten after each one.
+A candidate whose run folder is gone (runs/ is not in git, and a new machine starts without it) but
+whose row is in the committed JSON counts as finished: its row is kept, it is not trained again.
 
     nohup python -m benchmarks.recipe_ablation_long --data-dir ../shared/data/cifar10 >> ablation_long.log 2>&1 &
 """
@@ -68,6 +70,14 @@ def result_row(name: str, cfg: TrainConfig, run_dir: Path) -> dict[str, Any] | N
     }  # fmt: skip
 
 
+def committed_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows already in the results JSON, by candidate: what earlier sessions measured stands even
+    where their run folders did not survive (a session on a new machine has no runs/)."""
+    if not path.is_file():
+        return {}
+    return {r["candidate"]: r for r in json.loads(path.read_text()).get("runs", [])}
+
+
 def _mtime(path: Path) -> str:
     """When `path` was last written, as ISO 8601 UTC (a candidate's finish, whichever session ran it)."""
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
@@ -119,11 +129,12 @@ def main() -> None:
         plot(payload["runs"], args.results / f"{args.name}.png")
         return
     info = machine()
+    done = committed_rows(args.results / f"{args.name}.json")
     rows: list[dict[str, Any]] = []
     for i, (name, change) in enumerate(CANDIDATES):
         cfg = candidate_config(i, change, args)
         run_dir = Path(args.out) / cfg.name
-        row = result_row(name, cfg, run_dir)
+        row = result_row(name, cfg, run_dir) or done.get(name)
         if row is None and args.collect:
             break
         if row is None:
@@ -150,7 +161,7 @@ def render(payload: dict[str, Any], name: str = "recipe_ablation_long") -> str:
         return {**r, "val_acc": pct(r["val_acc"]), "test_acc_no_tta": pct(r["test_acc_no_tta"]),
                 "test_acc_flip_tta": pct(r["test_acc_flip_tta"]), "train_acc": pct(r["train_acc"]),
                 "gap_points": "" if gap is None else f"{gap:.1f}", "images_seen": f"{r['images_seen']:,}",
-                "delta_points": f"{100 * (r['val_acc'] - base):+.2f}"}  # fmt: skip
+                "delta_points": f"{100 * (r['val_acc'] - base):+.2f}", "finished": r.get("finished") or "not recorded"}  # fmt: skip
 
     cols = ["candidate", "val_acc", "delta_points", "train_acc", "gap_points", "test_acc_no_tta", "test_acc_flip_tta", "images_seen",
             "training_seconds", "precision", "device", "finished"]  # fmt: skip

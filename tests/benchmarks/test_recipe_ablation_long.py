@@ -1,10 +1,12 @@
 """The long ablation end to end on a few images: every candidate trains once, a second start trains nothing,
 the report says when its candidates ran at different precisions (machines of different sessions), and it
-plots each candidate's curves; --collect rebuilds the report without training."""
+plots each candidate's curves; --collect rebuilds the report without training; rows already in the results JSON stand
+for run folders a new machine does not have."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,3 +48,11 @@ def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_pa
     _run(monkeypatch, *common, "--collect")
     assert (tmp_path / "recipe_ablation_long.png").is_file()
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))] == finished
+
+    # A new machine has no runs/: candidates whose rows are in the results JSON are not trained again.
+    kept = json.loads((tmp_path / "recipe_ablation_long.json").read_text())["runs"]
+    for gone in ("00", "01"):
+        shutil.rmtree(tmp_path / "runs" / gone)
+    _run(monkeypatch, *common)
+    assert not (tmp_path / "runs" / "00").exists() and not (tmp_path / "runs" / "01").exists()
+    assert json.loads((tmp_path / "recipe_ablation_long.json").read_text())["runs"][:2] == kept[:2]
