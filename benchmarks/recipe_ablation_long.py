@@ -184,6 +184,10 @@ def render(payload: dict[str, Any], name: str = "recipe_ablation_long") -> str:
     if any(r.get("val_curve") for r in runs):
         md += ["", "Per epoch (val accuracy of the weights each epoch evaluated, and train minus val):", "",
                f"![val accuracy and train-val gap per epoch]({name}.png)"]  # fmt: skip
+        unplotted = [r["candidate"] for r in runs if not r.get("val_curve")]
+        if unplotted:
+            md += ["", "Not in the plot, for want of a per-epoch record (their run folders went with an earlier "
+                   "machine before the curves were recorded): " + "; ".join(unplotted)]  # fmt: skip
     md += ["", "The machine line above is the session that last wrote this file; each row's device is where that "
            "candidate trained, `finished` when."]  # fmt: skip
     return "\n".join(md)

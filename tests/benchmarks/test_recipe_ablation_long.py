@@ -40,9 +40,12 @@ def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_pa
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").glob("*/metrics.json"))] == finished
 
     payload["runs"][1]["precision"] = "bf16-autocast"  # as if a later session's CPU had bf16
+    del payload["runs"][2]["val_curve"], payload["runs"][2]["train_curve"]  # as if written before curves were kept
     (tmp_path / "recipe_ablation_long.json").write_text(json.dumps(payload))
     _run(monkeypatch, "--render", "--results", str(tmp_path))
-    assert "different precisions (bf16-autocast, fp32" in (tmp_path / "recipe_ablation_long.md").read_text()
+    md = (tmp_path / "recipe_ablation_long.md").read_text()
+    assert "different precisions (bf16-autocast, fp32" in md
+    assert "Not in the plot, for want of a per-epoch record" in md and f"recorded): {ablation.CANDIDATES[2][0]}\n" in md
 
     (tmp_path / "recipe_ablation_long.png").unlink()  # --collect rebuilds the report from the runs alone
     _run(monkeypatch, *common, "--collect")
