@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, _head, machine, write_results
 from cifarlens_runtime.files import atomic_write
+from training.models import list_models
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = "sessions.json"
@@ -111,6 +112,8 @@ def end_session(runs: Path, sessions: list[dict[str, Any]], wall: float, rc: int
 def command(args: argparse.Namespace, runs: Path) -> list[str]:
     """The `make train-all` a user would type for this profile."""
     train_args = f"--out-dir {runs} --progress false" + (" --resume" if args.resume else "")
+    if args.models:
+        train_args += " --models " + " ".join(args.models)
     cmd = ["make", "train-all", f"PROFILE={args.profile}", f"TRAIN_ARGS={train_args}"]
     return cmd + ([f"DATA_DIR={args.data_dir}"] if args.data_dir else [])
 
@@ -133,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR"))
     parser.add_argument("--profile", default="cpu", help="cpu (default), long, or smoke (to try the script)")
     parser.add_argument("--resume", action="store_true", help="continue every net where it stopped (long)")
+    parser.add_argument(
+        "--models", nargs="+", choices=list_models(), help="only these nets, in this order (default: all three)"
+    )
     parser.add_argument("--runs", help="where the runs go, the log too (default runs_<profile>)")
     parser.add_argument("--name", help="the results' name (default recipe_<profile>)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and Markdown go")

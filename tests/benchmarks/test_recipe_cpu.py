@@ -39,3 +39,13 @@ def test_a_resumed_profile_records_every_session_and_trains_nothing_twice(cifar1
     md = (results / "recipe_smoke.md").read_text()
     assert md.startswith("Machine: ") and "over 3 sessions" in md and "ended with the session" in md
     assert "resumed" in (runs / "train_smoke.log").read_text()  # one log, appended by every session
+
+
+def test_models_narrows_the_make_call_to_the_nets_named_in_their_order(tmp_path: Path) -> None:
+    args = recipe_cpu._parser().parse_args(["--profile", "long", "--resume", "--models", "se_net", "plain_cnn"])
+    train_args = next(a for a in recipe_cpu.command(args, tmp_path) if a.startswith("TRAIN_ARGS="))
+    assert train_args.endswith("--resume --models se_net plain_cnn")
+    every = recipe_cpu.command(recipe_cpu._parser().parse_args(["--profile", "long"]), tmp_path)
+    assert "--models" not in " ".join(every)
+    with pytest.raises(SystemExit):
+        recipe_cpu._parser().parse_args(["--models", "resnet50"])
