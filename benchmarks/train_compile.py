@@ -1,9 +1,11 @@
 """Does `torch.compile` pay for training on this CPU? Eager against compiled, per net, in one interleaved run.
 
 Each net as the CPU recipe builds it (training.config.recipe, profile `cpu`), batch 128, bf16 autocast
-where the CPU has native bf16, the recipe's thread count. Variants, measured in turn within each round,
+where the CPU has native bf16 (AMX or AVX512_BF16; whether the recipe then uses it, after its probe, is
+`recipe_precision`), the recipe's thread count. Variants, measured in turn within each round,
 in an order that changes by the rule of benchmarks.rounds (so a change in load hits all of them): eager
-channels_last (the recipe), compiled channels_last, eager NCHW, and eager channels_last at batch 256. The
+channels_last (the recipe), compiled channels_last, eager NCHW, and eager channels_last at batch 256; where
+the recipe trains in bf16, eager and compiled in fp32 too (does bf16 pay on this CPU?). The
 compiled net's first step is its compile time; a run of N seconds gains from compiling when
 N x (1 - eager/compiled) exceeds it (the break-even below).
 Training FLOPs per image are counted on a real training step (forward with the auxiliary heads, loss,
@@ -30,16 +32,28 @@ from torch import nn
 from benchmarks.common import RESULTS, check_quiet, finish, machine, markdown_table, median_of, write_results
 from benchmarks.rounds import run_rounds
 from training.config import recipe
-from training.device import autocast, precision, resolve_device
+from training.device import cpu_bf16, precision, resolve_device
 from training.engine import compute_loss
 from training.models import create_model, list_models
 
-VARIANTS = ("eager", "compiled", "eager_nchw", "eager_b256")
 BATCH = 128
+# variant: (compiled, channels_last, batch, bf16 as the recipe says); the fp32 ones only where the recipe uses bf16
+VARIANTS: dict[str, tuple[bool, bool, int, bool]] = {
+    "eager": (False, True, BATCH, True),
+    "compiled": (True, True, BATCH, True),
+    "eager_nchw": (False, False, BATCH, True),
+    "eager_b256": (False, True, 2 * BATCH, True),
+    "eager_fp32": (False, True, BATCH, False),
+    "compiled_fp32": (True, True, BATCH, False),
+}
+FP32_ONLY = ("eager_fp32", "compiled_fp32")
+# Columns of the fp32 comparison, shown where a row has them (a CPU with native bf16, a file written since)
+OPTIONAL_COLUMNS = ("eager_fp32_img_s", "compiled_fp32_img_s", "compile_fp32_seconds", "bf16_speedup",
+                    "compiled_bf16_speedup", "recipe_precision")  # fmt: skip
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
-def training_step(model: nn.Module, batch: int, channels_last: bool, device: torch.device, amp: bool) -> Callable:
+def training_step(model: nn.Module, batch: int, channels_last: bool, device: torch.device, bf16: bool) -> Callable:
     """One SGD step of `model` on a fixed synthetic batch (what the recipe's step does, minus the data)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
@@ -48,7 +62,7 @@ def training_step(model: nn.Module, batch: int, channels_last: bool, device: tor
     criterion = nn.CrossEntropyLoss(label_smoothing=0.2)
 
     def step() -> None:
-        with autocast(device, amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, _ = compute_loss(model(x), y, criterion)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -72,7 +86,7 @@ def training_gflop_per_image(name: str, kwargs: dict[str, Any]) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     model = create_model(name, **kwargs).train()
-    step = training_step(model, 4, False, torch.device("cpu"), amp=False)
+    step = training_step(model, 4, False, torch.device("cpu"), bf16=False)
     with FlopCounterMode(display=False) as counter:
         step()
     return counter.get_total_flops() / 4 / 1e9
@@ -84,48 +98,69 @@ def shipped_kwargs(name: str) -> dict[str, Any]:
     return json.loads(path.read_text()).get("model_kwargs", {}) if path.is_file() else {}
 
 
-def build_variants(name: str, kwargs: dict[str, Any], device: torch.device, amp: bool) -> dict[str, Callable]:
-    """The four variants' step functions; each its own freshly built net, seeded alike."""
+def variants_for(bf16: bool) -> list[str]:
+    """The variants worth measuring: the fp32 pair says something only where the recipe trains in bf16."""
+    return [v for v in VARIANTS if bf16 or v not in FP32_ONLY]
+
+
+def build_variants(name: str, kwargs: dict[str, Any], device: torch.device, bf16: bool) -> dict[str, Callable]:
+    """The variants' step functions; each its own freshly built net, seeded alike."""
     steps = {}
-    for variant in VARIANTS:
+    for variant in variants_for(bf16):
+        compiled, cl, batch, in_bf16 = VARIANTS[variant]
         torch.manual_seed(0)
         model = create_model(name, **kwargs).to(device)
-        cl = variant != "eager_nchw"
         if cl:
             model = model.to(memory_format=torch.channels_last)
-        if variant == "compiled":
+        if compiled:
             model = torch.compile(model)
-        steps[variant] = training_step(model, 256 if variant == "eager_b256" else BATCH, cl, device, amp)
+        steps[variant] = training_step(model, batch, cl, device, bf16 and in_bf16)
     return steps
 
 
+def compile_seconds(steps: dict[str, Callable]) -> dict[str, float]:
+    """Each compiled variant's first step, which is where it compiles."""
+    out = {}
+    for variant in (v for v in steps if VARIANTS[v][0]):
+        start = time.perf_counter()
+        steps[variant]()
+        out[variant] = round(time.perf_counter() - start, 1)
+    return out
+
+
 def measure_net(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Interleaved rounds of the four variants of one net (benchmarks.rounds); medians over rounds, compile time
+    """Interleaved rounds of the variants of one net (benchmarks.rounds); medians over rounds, compile time
     once."""
     cfg = recipe(name, "cpu")
-    steps = build_variants(name, cfg.model_kwargs, device, cfg.amp)
-    start = time.perf_counter()
-    steps["compiled"]()  # the compile happens in the first call
-    compile_seconds = time.perf_counter() - start
+    native = device.type == "cuda" or cpu_bf16() is not None
+    steps = build_variants(name, cfg.model_kwargs, device, native)
+    compiles = compile_seconds(steps)
+    names = list(steps)
 
     def measure(variant: str, r: int) -> float:
-        img_s = images_per_second(steps[variant], 256 if variant == "eager_b256" else BATCH, args.seconds)
+        img_s = images_per_second(steps[variant], VARIANTS[variant][2], args.seconds)
         print(f"{name} round {r + 1} {variant}: {img_s:.1f} img/s", flush=True)
         return img_s
 
-    rounds = dict(zip(VARIANTS, run_rounds(VARIANTS, args.rounds, measure, label=f"{name}: round"), strict=True))
-    med = {v: median_of(rounds[v]) for v in VARIANTS}
+    rounds = dict(zip(names, run_rounds(names, args.rounds, measure, label=f"{name}: round"), strict=True))
+    med = {v: median_of(rounds[v]) for v in names}
     gflop = training_gflop_per_image(name, cfg.model_kwargs)
     gain = 1 - med["eager"] / med["compiled"]
-    return {
-        "model": name, "model_kwargs": cfg.model_kwargs, "precision": precision(device, cfg.amp),
-        **{f"{v}_img_s": round(med[v], 1) for v in VARIANTS}, "rounds_img_s": rounds,
-        "speedup": round(med["compiled"] / med["eager"], 3), "compile_seconds": round(compile_seconds, 1),
-        "break_even_seconds": round(compile_seconds / gain) if gain > 0 else None,
+    row = {
+        "model": name, "model_kwargs": cfg.model_kwargs, "precision": "bf16-autocast" if native else "fp32",
+        "recipe_precision": precision(device, cfg.amp),
+        **{f"{v}_img_s": round(med[v], 1) for v in names}, "rounds_img_s": rounds,
+        "speedup": round(med["compiled"] / med["eager"], 3), "compile_seconds": compiles["compiled"],
+        "break_even_seconds": round(compiles["compiled"] / gain) if gain > 0 else None,
         "train_gflop_per_image": round(gflop, 3),
         "eager_gflop_s": round(med["eager"] * gflop, 1), "compiled_gflop_s": round(med["compiled"] * gflop, 1),
         "shipped_train_gflop_per_image": round(training_gflop_per_image(name, shipped_kwargs(name)), 3),
     }  # fmt: skip
+    if "eager_fp32" in med:  # bf16 against fp32, eager and compiled: above 1, bf16 pays here
+        row["bf16_speedup"] = round(med["eager"] / med["eager_fp32"], 3)
+        row["compiled_bf16_speedup"] = round(med["compiled"] / med["compiled_fp32"], 3)
+        row["compile_fp32_seconds"] = compiles["compiled_fp32"]
+    return row
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -133,6 +168,14 @@ def render(payload: dict[str, Any]) -> str:
     cols = ["model", "precision", "eager_img_s", "compiled_img_s", "speedup", "compile_seconds",
             "break_even_seconds", "eager_nchw_img_s", "eager_b256_img_s", "train_gflop_per_image",
             "eager_gflop_s", "compiled_gflop_s"]  # fmt: skip
+    at = cols.index("eager_nchw_img_s")
+    cols[at:at] = [c for c in OPTIONAL_COLUMNS if any(c in r for r in payload["results"])]
+    fp32 = (
+        "`*_fp32`: without bf16 autocast (`bf16_speedup`: eager bf16 over eager fp32; `compiled_bf16_speedup`: the "
+        "same compiled; `recipe_precision`: what training picks here, after training.device's bf16 probe), "
+        if "eager_fp32_img_s" in cols
+        else ""
+    )
     s = payload["settings"]
     return "\n".join([
         "# Training on the CPU: eager against `torch.compile`",
@@ -142,7 +185,7 @@ def render(payload: dict[str, Any]) -> str:
         f"Training steps per second on synthetic batches, {s['rounds']} interleaved rounds of at least "
         f"{s['seconds']:.0f} s per variant, medians; the CPU recipe's nets (profile `cpu`), batch {BATCH} "
         "(`eager_b256`: 256), channels_last (`eager_nchw`: not), "
-        f"{payload['threads']} threads. `break_even_seconds`: the run length above which compiling pays. "
+        f"{fp32}{payload['threads']} threads. `break_even_seconds`: the run length above which compiling pays. "
         "GFLOP/s from the FLOPs of a training step counted by torch.utils.flop_counter; "
         "`shipped_train_gflop_per_image`: the same count for the shipped nets as built (weights/*/config.json).",
         *(["", payload["note"]] if payload.get("note") else []),  # what a person read in the numbers, kept
