@@ -5,12 +5,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+import statistics
+import time
 from pathlib import Path
 
 import torch
 
 # /proc/cpuinfo flags of the instructions that compute bf16 natively, best first.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# AVX512_BF16 without AMX is no promise of speed: on an Intel Xeon of that kind bf16 autocast trained SENet at
+# 0.72x the images/s of fp32 (benchmarks/results/train_cpu_avx512_bf16.md). There a probe decides: bf16 only
+# when it runs a conv layer's forward and backward in under this fraction of fp32's time.
+BF16_PROBE_MAX_RATIO = 0.9
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -52,12 +58,40 @@ def cpu_isa() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def _conv_step_seconds(bf16: bool, repeats: int = 5) -> float:
+    """Median time of a 3x3 conv's forward and backward at CIFAR scale (batch 64, 64 channels, 32x32,
+    channels_last), with or without bf16 autocast: the op that dominates the nets' training steps."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(64, 64, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    times = []
+    for _ in range(repeats + 1):  # the first run warms the kernels up and is not counted
+        start = time.perf_counter()
+        with ctx:
+            out = conv(x)
+        out.float().sum().backward()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+@functools.cache
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 autocast beats fp32 on this CPU: yes with AMX, no without native bf16, and with
+    AVX512_BF16 alone as a probe of a second or so measures it, once per process (RNG untouched)."""
+    native = cpu_bf16()
+    if native != "avx512_bf16":
+        return native is not None
+    with torch.random.fork_rng(devices=[]):
+        fp32, bf16 = _conv_step_seconds(False), _conv_step_seconds(True)
+    return bf16 < BF16_PROBE_MAX_RATIO * fp32
+
+
 def uses_bf16(device: torch.device, amp: bool = True) -> bool:
-    """bf16 autocast pays on CUDA and on CPUs with native bf16 (AMX or AVX512_BF16); elsewhere it
-    is emulated and slower than fp32, so those stay in fp32."""
+    """bf16 autocast pays on CUDA and on CPUs whose native bf16 is faster than fp32 (`cpu_bf16_pays`);
+    elsewhere it is emulated or slower, so those stay in fp32."""
     if not amp:
         return False
-    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16() is not None)
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_pays())
 
 
 def precision(device: torch.device, amp: bool = True) -> str:
