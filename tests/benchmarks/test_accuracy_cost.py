@@ -36,3 +36,12 @@ def test_every_cost_names_the_machine_and_load_it_was_measured_on() -> None:
         recorded = json.loads((accuracy_cost.RESULTS / m["file"]).read_text())["machine"]
         assert m["cpu"] == recorded["cpu"] and m["load_average_at_start"] == recorded["load_average_at_start"]
         assert m["load_average_at_start"] is not None
+
+
+def test_the_cpu_run_cited_is_the_long_one_only_once_it_has_trained_all_three(monkeypatch) -> None:
+    cpu = {"models": {n: {} for n in accuracy_cost.ORDER}}
+    files = {"recipe_cpu.json": cpu, "recipe_long.json": {"models": {"se_net": {}}}}  # a long run of one net so far
+    monkeypatch.setattr(accuracy_cost, "_load", lambda name, root=None: files.get(name))
+    assert accuracy_cost._cpu_run() == ("recipe_cpu.json", cpu)
+    files["recipe_long.json"] = long = {"models": {n: {} for n in accuracy_cost.ORDER}}
+    assert accuracy_cost._cpu_run() == ("recipe_long.json", long)
