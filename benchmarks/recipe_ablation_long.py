@@ -49,6 +49,7 @@ def candidate_config(index: int, change: dict[str, Any], args: argparse.Namespac
         MODEL, "cpu", **{**change, "model_kwargs": kwargs}, epochs=args.epochs, time_budget=0.0, data_dir=args.data_dir,
         out_dir=args.out, run_name=f"{index:02d}", resume=True, compile=args.compile,
         per_class=args.per_class, test_per_class=args.per_class, progress=False,
+        **({} if args.amp is None else {"amp": args.amp}),
     )  # fmt: skip
 
 
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR"))
     parser.add_argument("--out", default="runs/ablation_long")
     parser.add_argument("--compile", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
+    parser.add_argument("--amp", type=lambda s: s.lower() in ("1", "true", "yes"), default=None,
+                        help="bf16 autocast: the recipe's choice by default; false keeps a candidate in fp32, as the "
+                             "rows measured on a CPU without native bf16")  # fmt: skip
     parser.add_argument("--name", default="recipe_ablation_long")
     parser.add_argument("--per-class", type=int, default=0, help="train images per class (a quick check)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and Markdown go")

@@ -59,3 +59,15 @@ def test_every_candidate_runs_once_and_the_report_names_each(cifar10_dir, tmp_pa
     _run(monkeypatch, *common)
     assert not (tmp_path / "runs" / "00").exists() and not (tmp_path / "runs" / "01").exists()
     assert json.loads((tmp_path / "recipe_ablation_long.json").read_text())["runs"][:2] == kept[:2]
+
+
+def test_amp_false_keeps_a_candidate_in_fp32_and_unset_keeps_the_recipes_choice() -> None:
+    import argparse
+
+    from training.config import recipe
+
+    args = dict(epochs=15, data_dir=None, out="runs/x", compile=False, per_class=0)
+    forced = ablation.candidate_config(5, {"label_smoothing": 0.1}, argparse.Namespace(**args, amp=False))
+    assert forced.amp is False and forced.label_smoothing == 0.1
+    unset = ablation.candidate_config(5, {}, argparse.Namespace(**args, amp=None))
+    assert unset.amp == recipe(ablation.MODEL, "cpu").amp is True
