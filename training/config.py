@@ -196,8 +196,8 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     # (benchmarks/results/train_cpu.md, AVX2 EPYC: PlainCNN 1.06x, SENet 1.02x, InceptionNet 0.92x, so
     # InceptionNet runs eager). Regularisation: the CPU recipe's, except SENet's weight decay, 1e-3 instead
     # of 5e-4, the one change of the 15-epoch SENet ablation (benchmarks/results/recipe_ablation_long.md)
-    # that gained more than its half-point noise (+0.58 val); cutout, EMA, DropBlock 0.1 + dropout 0.6 did
-    # not. The other nets keep the CPU recipe's: nothing was measured on them at length.
+    # that gained more than its half-point noise (+0.58 val); cutout, EMA, DropBlock 0.1 + dropout 0.6 and
+    # label smoothing 0.1 did not. The other nets keep the CPU recipe's: nothing was measured on them at length.
     "long": {
         name: dict(RECIPE, time_budget=0.0, epochs=40, translate=4, val_fraction=0.0, compile=name != "inception_net")
         for name, RECIPE in (
