@@ -44,3 +44,22 @@ def test_the_long_ablation_line_says_how_far_it_got() -> None:
         and "cutout 8 px 87.01 % (+1.18 points; train 90.00 %, 3.0 points above val)" in line
     )
     assert "Not run yet" not in line and readme_results.long_ablation_lines(payload | {"runs": []}) == []
+
+
+def test_beside_the_ranking_the_readme_says_whether_the_shipped_nets_had_one_budget() -> None:
+    def net(seen: int, device: str = "cpu (X)") -> dict:
+        return {"images_seen": seen, "epochs": seen // 50_000, "device": device, "test_acc": 0.9}
+
+    same = readme_results.budget_lines({n: net(2_000_000) for n in readme_results.ORDER})
+    assert same[0].startswith("The three had one budget: 2.00 M (40 epochs) each, on cpu (X)")
+    mixed = "\n".join(readme_results.budget_lines({**{n: net(2_000_000) for n in readme_results.ORDER},
+                                                   "se_net": net(2_080_000, "cuda (H200)")}))  # fmt: skip
+    assert "different budgets" in mixed and "se_net 2.08 M (41 epochs) on cuda (H200)" in mixed
+
+
+def test_a_long_run_of_some_nets_says_which_are_still_to_train() -> None:
+    row = {"test_acc": 0.89, "test_acc_no_tta": 0.88, "test_acc_flip_translate_tta": 0.891, "val_acc": None,
+           "epochs": 40, "train_seconds": 2400.0, "images_per_second": 850.0}  # fmt: skip
+    lines = readme_results.long_lines({"models": {"plain_cnn": row}, "device": "cpu (X)", "total_seconds": 2500})
+    assert "1 of 3 nets trained, not yet inception_net, se_net" in lines[0]
+    assert any(line.startswith("| plain_cnn | **89.00 %** | 88.00 % | 89.10 % | – | 40 |") for line in lines)
