@@ -13,6 +13,8 @@ each start continues every net where it stopped and is logged as one session in 
 once the three nets are done, with the wall time summed over the sessions:
 
     nohup python -m benchmarks.recipe_cpu --profile long --resume --data-dir ../shared/data/cifar10 &
+
+`--models plain_cnn` trains only the nets named (a session too short for three); the results then hold those.
 """
 
 from __future__ import annotations

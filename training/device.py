@@ -81,7 +81,8 @@ def cpu_bf16_pays() -> bool:
     native = cpu_bf16()
     if native != "avx512_bf16":
         return native is not None
-    with torch.random.fork_rng(devices=[]):
+    # first asked from inside an evaluation (no_grad, inference_mode) as often as from training: the probe needs grad
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
         fp32, bf16 = _conv_step_seconds(False), _conv_step_seconds(True)
     return bf16 < BF16_PROBE_MAX_RATIO * fp32
 

@@ -50,6 +50,10 @@ def test_the_real_probe_times_both_precisions_and_leaves_the_rng_alone() -> None
     torch.manual_seed(0)
     assert isinstance(dev.cpu_bf16_pays(), bool)
     assert torch.equal(torch.rand(3), expected)
+    for no_grad in (torch.no_grad, torch.inference_mode):  # first asked by an evaluation: it still measures
+        dev.cpu_bf16_pays.cache_clear()
+        with no_grad():
+            assert isinstance(dev.cpu_bf16_pays(), bool)
 
 
 def test_describe_device_names_the_cpu_and_its_bf16() -> None:
