@@ -15,10 +15,10 @@ from typing import Any
 from cifarlens_runtime.constants import CHECKPOINT_FILE, METRICS_FILE
 from cifarlens_runtime.runs import recorded_metrics
 from training.checkpoint import load_checkpoint, publishable, save_checkpoint
+from training.report import write_report
 
 # What travels with a shipped checkpoint: its numbers, its recipe, and how it got there.
 RECORD = (METRICS_FILE, "config.json", "train.log", "history.csv", "history.json", "curves.png", "confusion.png")
-REPORT = ("report.md", "report.png")
 
 
 def _test_acc(checkpoint: Path) -> float | None:
@@ -40,8 +40,8 @@ def verdict(src: Path, dst: Path, force: bool) -> str | None:
 def publish(
     runs: Path, out: Path, models: Sequence[str], force: bool = False, log: Callable[[str], Any] = print
 ) -> list[str]:
-    """Ship each net of `runs` that beats `out`'s; returns the nets shipped. The comparison report goes along
-    when every net was shipped from these runs."""
+    """Ship each net of `runs` that beats `out`'s; returns the nets shipped. The comparison report of `out`
+    is rebuilt from the nets it then holds (a run of one net must not replace the three's report with its own)."""
     shipped = []
     for model in models:
         src, dst = runs / model, out / model
@@ -57,8 +57,6 @@ def publish(
         shipped.append(model)
         log(f"{model}: {dst / CHECKPOINT_FILE} ({(dst / CHECKPOINT_FILE).stat().st_size / 2**20:.1f} MiB), test acc "
             f"{ckpt['metrics'].get('test_acc')} from {src}")  # fmt: skip
-    if shipped and len(shipped) == len(models):
-        for name in REPORT:
-            if (runs / name).is_file():
-                shutil.copy2(runs / name, out / name)
+    if shipped:  # the comparison is of what is shipped now, whichever runs each net came from
+        log(f"rewrote {write_report(out)}")
     return shipped

@@ -23,7 +23,9 @@ def fake_run(folder: Path, model: str, test_acc: float | None) -> Path:
     net = create_model(model)
     save_checkpoint(checkpoint_dict(net, model, epoch=3, metrics={"test_acc": test_acc}), folder / "best.pt")
     if test_acc is not None:
-        (folder / "metrics.json").write_text(json.dumps({"model": model, "test_acc": test_acc}))
+        metrics = {"model": model, "test_acc": test_acc, "val_acc": None, "params": 1e6, "mflops": 80.0, "epochs": 3,
+                   "train_seconds": 60.0, "images_per_second": 500.0, "device": "cpu (test)", "tta": True}  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "train.log").write_text("epoch 3/3 ...\n")
     (folder / "history.json").write_text("[]")
     return folder
@@ -41,6 +43,8 @@ def test_ships_only_what_beats_the_shipped_net(tmp_path: Path) -> None:
     assert {"metrics.json", "train.log", "history.json"} <= {p.name for p in (weights / "plain_cnn").iterdir()}
     assert set(RECORD) >= {"train.log", "history.json", "curves.png"}
     assert json.loads((weights / "se_net" / "metrics.json").read_text())["test_acc"] == 0.75  # untouched
+    report = (weights / "report.md").read_text()  # the shipped pair compared, not the run's one net alone
+    assert "| plain_cnn |" in report and "| se_net |" in report and "0.7500" in report
     assert publish(runs, weights, ["se_net"], force=True, log=lines.append) == ["se_net"]
     assert json.loads((weights / "se_net" / "metrics.json").read_text())["test_acc"] == 0.70
 
