@@ -259,9 +259,12 @@ def render_cost() -> str:
     from benchmarks import accuracy_cost
 
     sources = "; ".join(accuracy_cost.sources().values())
+    rows = accuracy_cost.rows()
+    trained = "; ".join(f"{r['net']} on {r['trained_on']}" for r in rows)
     return "\n".join([
-        COST_BEGIN, "", *accuracy_cost.table(accuracy_cost.rows()), "",
-        f"Costs measured in {sources}. The shipped accuracy is the GPU run's; the CPU run's time and accuracy are "
+        COST_BEGIN, "", *accuracy_cost.table(rows), "",
+        f"Costs measured in {sources}. The shipped accuracy is that of the shipped weights ({trained}); the CPU run's "
+        "time and accuracy are "
         "its own (a time-budgeted run, so a cost per net of that recipe, not of the shipped weights). InceptionNet's "
         "parameters include its training-only auxiliary heads (5.98 M are served). "
         f"Plot: [accuracy_cost.png](benchmarks/results/{accuracy_cost.PLOT}) "
