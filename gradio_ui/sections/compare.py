@@ -25,6 +25,7 @@ from gradio_ui.sections.common import PRIVATE, Listener, Page, Section, figure_i
 from gradio_ui.uploads import PageImage, body_of, image_bytes
 
 NOT_RECORDED = "not recorded"
+NO_VAL = "none held out"
 # Training costs about this many forwards per image: the forward, and a backward of about twice its FLOPs.
 TRAIN_FORWARDS = 3
 LATENCY_REQUESTS = 20
@@ -35,7 +36,8 @@ NOTE = (
     "each net's confusion matrix. Forward MFLOPs: one 32×32 image through the net. Training costs about "
     f"{TRAIN_FORWARDS}× the forward per image (the backward pass is about twice the forward), so the training "
     f"rows are estimates: {TRAIN_FORWARDS} × forward MFLOPs, and that × the images seen. "
-    f"*{NOT_RECORDED}*: the net's training run did not record it."
+    f"*{NOT_RECORDED}*: the net's training run did not record it; *{NO_VAL}*: the run trained on every training "
+    "image, so it has no validation accuracy."
 )
 
 
@@ -65,11 +67,19 @@ def _accuracy(value: Any) -> str:
     return percent(value, digits=2)
 
 
+def _val_accuracy(metrics: dict[str, Any]) -> str:
+    """Val accuracy; a finished run that recorded it as null held nothing out (it trained on all 50,000 images),
+    which is not the same as a run that did not record it."""
+    if "val_acc" in metrics and metrics["val_acc"] is None and "images_seen" in metrics:
+        return NO_VAL
+    return _field("val_acc", _accuracy)(metrics)
+
+
 # The cost table's rows: a label, and the cell of one net's metrics.
 COST_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("test accuracy (flip TTA)", _field("test_acc", _accuracy)),
     ("test accuracy (no TTA)", _field("test_acc_no_tta", _accuracy)),
-    ("validation accuracy", _field("val_acc", _accuracy)),
+    ("validation accuracy", _val_accuracy),
     ("parameters", _field("params", lambda v: f"{v / 1e6:.2f} M")),
     ("forward MFLOPs per image", _field("mflops", lambda v: f"{v:,.1f}")),
     (

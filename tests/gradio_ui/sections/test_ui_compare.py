@@ -37,6 +37,8 @@ def test_table_and_plot_are_the_runs_own_numbers(weights_artifacts: Path) -> Non
         assert rows["forward MFLOPs per image"][i] == f"{run['mflops']:,.1f}"
         assert rows["images seen in training"][i] == f"{run['images_seen']:,}"
         assert rows["trained on"][i] == run["device"] and rows["training precision"][i] == run["precision"]
+        val = compare.NO_VAL if run["val_acc"] is None else f"{100 * run['val_acc']:.2f} %"  # PlainCNN: all 50k
+        assert rows["validation accuracy"][i] == val
         pflop = 3 * run["mflops"] * 1e6 * run["images_seen"] / 1e15
         assert rows["training compute (≈ 3× forward × images seen)"][i] == f"≈ {pflop:.2f} PFLOP"
     assert compare.NOT_RECORDED not in str(table["data"]) and f"accuracy {compare.NOT_RECORDED} for" not in text
