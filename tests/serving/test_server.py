@@ -282,13 +282,27 @@ def test_explanations_match_in_process(torchserve, serving_artifacts: Path, cifa
         responses = list(pool.map(lambda item: explain(torchserve, model, item[1]), images))
     predictor = Predictor(serving_artifacts / model)
     probs, cams, chosen = predictor.cam(np.stack([preprocess(jpeg) for _, jpeg in images]))
-    for resp, cam, index in zip(responses, cams, chosen, strict=True):
+    for i, (resp, cam, index) in enumerate(zip(responses, cams, chosen, strict=True)):
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert (body["model"], body["layer"], body["method"]) == (model, predictor.cam_layer, predictor.cam_method)
         assert body["index"] == int(index) and body["shape"] == list(cam.shape)
-        np.testing.assert_allclose(np.asarray(body["cam"]), cam, atol=2e-4)
+        assert_same_map(np.asarray(body["cam"]), cam)
+        with pytest.raises(AssertionError):  # the check tells another image's map apart
+            assert_same_map(np.asarray(body["cam"]), cams[(i + 1) % len(cams)])
         assert np.asarray(body["cam_upsampled"]).shape == (32, 32)
+
+
+def assert_same_map(served: np.ndarray, expected: np.ndarray) -> None:
+    """Equal to float noise, but for a few cells: the server batches concurrent requests as they come, and the
+    CPU kernels sum in a batch-size-dependent order, so a unit sitting on a ReLU's edge can switch and move a
+    cell or two (on an Intel Xeon with AVX-512, one run in three: 2 of InceptionNet's 64 cells off by 0.006).
+    Another layer, class or method differs in most cells, by far more."""
+    assert served.shape == expected.shape
+    close = np.isclose(served, expected, rtol=0, atol=2e-4)
+    assert close.mean() >= 0.95 and np.abs(served - expected).max() < 0.02, (
+        f"{(~close).sum()} of {close.size} cells differ, by up to {np.abs(served - expected).max():.4f}"
+    )
 
 
 def test_explanations_versioned_path_and_form_fields(torchserve, cifar10_test_jpegs) -> None:
